@@ -1,0 +1,89 @@
+"""All settings in one typed object, read from ``GLIMPSE3D_*`` environment variables and ``.env``.
+
+Every field is listed with its default in ``.env.example``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+StageBackend = Literal["classic", "transformers", "diffusers", "rembg", "syncdreamer"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="GLIMPSE3D_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # --- where things live
+    data_dir: Path = Field(Path("./glimpse3d-data"), description="Root for the embedded default.")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default sqlite:///{data_dir}/glimpse3d.db."
+    )
+    storage_url: str | None = Field(
+        None, description="Local directory or s3://prefix; default {data_dir}/storage."
+    )
+    s3_endpoint_url: str | None = Field(None, description="S3-compatible endpoint (MinIO, Supabase).")
+    s3_region: str = Field("us-east-1", description="S3 region name.")
+    s3_access_key_id: str | None = Field(None, description="S3 access key id.")
+    s3_secret_access_key: str | None = Field(None, description="S3 secret access key.")
+    public_base_url: str = Field("", description="Prefix for URLs handed out by the API.")
+
+    # --- jobs
+    queue: Literal["inline", "procrastinate"] = Field("inline", description="Job engine.")
+    worker_concurrency: int = Field(1, ge=1, description="Pipelines run at once per worker.")
+    max_job_attempts: int = Field(3, ge=1, description="Attempts before a project is failed.")
+
+    # --- pipeline
+    segment_backend: str = Field("classic", description="classic | transformers | rembg")
+    segment_model: str | None = Field(None, description="Model id or local dir for segmentation.")
+    multiview_backend: str = Field("classic", description="classic | diffusers | syncdreamer")
+    multiview_model: str | None = Field(None, description="Model id or local dir for views.")
+    depth_backend: str = Field("classic", description="classic | transformers")
+    depth_model: str | None = Field(None, description="Depth model id or local dir.")
+    enhance_backend: str = Field("classic", description="classic | diffusers")
+    enhance_model: str | None = Field(None, description="SDXL img2img model id or local dir.")
+    enhance_controlnet_model: str | None = Field(None, description="Depth ControlNet id or dir.")
+    feature_backend: str = Field("classic", description="classic | transformers")
+    feature_model: str | None = Field(None, description="DINOv2/CLIP id or local dir.")
+    device: str = Field("auto", description="auto | cpu | cuda | mps")
+    view_size: int = Field(256, ge=64, le=1024, description="Pixels per generated view.")
+    refine_iterations: int = Field(3, ge=0, le=10, description="Default refinement iterations.")
+    max_gaussians: int = Field(30000, ge=1000, description="Gaussian budget.")
+    seed: int = Field(0, description="Default random seed.")
+    export_formats: list[str] = Field(
+        default_factory=lambda: ["ply", "splat", "glb", "obj", "mp4"],
+        description="Formats exported at the end of a run.",
+    )
+
+    # --- HTTP limits
+    max_upload_bytes: int = Field(10 * 1024 * 1024, description="Upload size limit (bytes).")
+    rate_limit: str = Field("10/minute", description="Uploads per client (slowapi syntax).")
+    max_active_jobs_per_client: int = Field(3, ge=1, description="Concurrent jobs per client.")
+    cors_origins: list[str] = Field(default_factory=list, description="CORS allow-list.")
+    retention_days: int = Field(30, ge=1, description="Projects older than this are deleted.")
+    cleanup_interval_minutes: int = Field(60, ge=0, description="0 disables periodic cleanup.")
+    redis_url: str | None = Field(None, description="Shared rate limits across API processes.")
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'glimpse3d.db').resolve()}"
+
+    @property
+    def resolved_storage_url(self) -> str:
+        if self.storage_url:
+            return self.storage_url
+        return str((self.data_dir / "storage").resolve())
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Process-wide settings (cached; call ``get_settings.cache_clear()`` in tests)."""
+    return Settings()

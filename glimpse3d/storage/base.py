@@ -1,0 +1,115 @@
+"""The storage interface and the key layout of DESIGN §5.
+
+Rows in the database store ``(bucket, key)`` pairs, never absolute URLs; URLs are made on
+the way out by :meth:`Storage.url`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import BinaryIO, Protocol, runtime_checkable
+
+UPLOADS = "project-uploads"
+PROCESSED = "processed-images"
+MULTIVIEW = "multiview-images"
+DEPTH = "depth-maps"
+ENHANCED = "enhanced-views"
+MODELS = "3d-models"
+BUCKETS: tuple[str, ...] = (UPLOADS, PROCESSED, MULTIVIEW, DEPTH, ENHANCED, MODELS)
+
+
+class keys:  # noqa: N801 - a namespace of key builders
+    """Object keys inside each bucket (DESIGN §5)."""
+
+    @staticmethod
+    def original(pid: str, ext: str) -> str:
+        return f"{pid}/original.{ext.lstrip('.')}"
+
+    @staticmethod
+    def processed(pid: str) -> str:
+        return f"{pid}/processed.png"
+
+    @staticmethod
+    def mask(pid: str) -> str:
+        return f"{pid}/mask.png"
+
+    @staticmethod
+    def view(pid: str, index: int) -> str:
+        return f"{pid}/views/view_{index:02d}.png"
+
+    @staticmethod
+    def depth(pid: str, index: int) -> str:
+        return f"{pid}/depth_{index:02d}.npy"
+
+    @staticmethod
+    def heatmap(pid: str, index: int) -> str:
+        return f"{pid}/heatmap_{index:02d}.png"
+
+    @staticmethod
+    def rendered(pid: str, iteration: int, index: int) -> str:
+        return f"{pid}/iter_{iteration}/rendered_{index:02d}.png"
+
+    @staticmethod
+    def enhanced(pid: str, iteration: int, index: int) -> str:
+        return f"{pid}/iter_{iteration}/view_{index:02d}.png"
+
+    @staticmethod
+    def model(pid: str, version: int) -> str:
+        return f"{pid}/models/v{version}.ply"
+
+    @staticmethod
+    def export(pid: str, version: int, fmt: str) -> str:
+        return f"{pid}/exports/v{version}.{fmt}"
+
+
+@runtime_checkable
+class Storage(Protocol):
+    """One interface over the buckets; implemented by local-directory and S3 backends."""
+
+    def put_bytes(
+        self, bucket: str, key: str, data: bytes, content_type: str | None = None
+    ) -> int:
+        """Store ``data``; returns its size in bytes. Overwrites (idempotent)."""
+
+    def put_file(
+        self, bucket: str, key: str, path: str | Path, content_type: str | None = None
+    ) -> int:
+        """Stream a local file into storage; returns its size in bytes."""
+
+    def put_stream(
+        self, bucket: str, key: str, stream: BinaryIO, content_type: str | None = None
+    ) -> int:
+        """Stream a file-like object into storage; returns its size in bytes."""
+
+    def get_bytes(self, bucket: str, key: str) -> bytes:
+        """Read an object; raises ``FileNotFoundError`` when absent."""
+
+    def download_to(self, bucket: str, key: str, path: str | Path) -> Path:
+        """Copy an object to a local file (streaming)."""
+
+    def exists(self, bucket: str, key: str) -> bool: ...
+
+    def size(self, bucket: str, key: str) -> int: ...
+
+    def list(self, bucket: str, prefix: str = "") -> list[str]:
+        """Keys under ``prefix``, sorted."""
+
+    def delete(self, bucket: str, key: str) -> None: ...
+
+    def delete_prefix(self, bucket: str, prefix: str) -> int:
+        """Delete every key under ``prefix``; returns how many were deleted."""
+
+    def delete_project(self, project_id: str) -> int:
+        """Delete a project's files in every bucket; returns how many were deleted."""
+
+    def url(self, bucket: str, key: str, expires_seconds: int = 3600) -> str:
+        """A URL for the object: presigned for S3, an API path for local storage."""
+
+    def local_path(self, bucket: str, key: str) -> Path | None:
+        """The file's path on disk for the local backend, else None."""
+
+    def ensure_buckets(self) -> None:
+        """Create the 6 buckets where missing."""
+
+    def check(self) -> None:
+        """Raise with a clear message if storage is unreachable or a bucket is missing."""
