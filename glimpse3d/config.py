@@ -17,7 +17,11 @@ StageBackend = Literal["classic", "transformers", "diffusers", "rembg", "syncdre
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="GLIMPSE3D_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix="GLIMPSE3D_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_ignore_empty=True,
+        extra="ignore",
     )
 
     # --- where things live

@@ -1,0 +1,313 @@
+"""SQLAlchemy 2 models for the 8 tables of DESIGN §4 (one schema for SQLite and PostgreSQL).
+
+Conventions:
+- ids are UUID strings (``String(36)``), made in Python (``uuid4``) so both dialects agree;
+- timestamps are timezone-aware UTC (``TIMESTAMP WITH TIME ZONE`` on PostgreSQL; SQLite
+  stores naive UTC and :class:`UTCDateTime` hands back aware values);
+- every child row references ``projects.id`` with ``ON DELETE CASCADE``;
+- natural unique keys make stage re-runs idempotent (see ``__table_args__``);
+- ``refinement_metrics.view_index`` is NULL for a whole-iteration metric; two partial unique
+  indexes make (iteration_id, metric_name, view_index) unique with NULL counted as a value.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def new_id() -> str:
+    """A fresh UUID4 as a 36-character string."""
+    return str(uuid.uuid4())
+
+
+def utcnow() -> datetime:
+    """Now, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """``DateTime(timezone=True)`` that always returns aware UTC datetimes (SQLite included).
+
+    Naive values passed in are taken as UTC.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+JSONType = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+NOW = text("CURRENT_TIMESTAMP")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def _project_fk() -> Any:
+    return mapped_column(
+        String(36), ForeignKey("projects.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+
+
+def _id() -> Any:
+    return mapped_column(String(36), primary_key=True, default=new_id)
+
+
+def _created() -> Any:
+    return mapped_column(UTCDateTime(), nullable=False, default=utcnow, server_default=NOW)
+
+
+class Project(Base):
+    """One uploaded photo and everything made from it. Progress is a percentage in [0, 100]."""
+
+    __tablename__ = "projects"
+
+    id: Mapped[str] = _id()
+    name: Mapped[str] = mapped_column(String(255), nullable=False)
+    status: Mapped[str] = mapped_column(
+        String(32), nullable=False, default="uploading", server_default="uploading"
+    )
+    current_step: Mapped[str | None] = mapped_column(String(64))
+    progress_percentage: Mapped[float] = mapped_column(
+        Float, nullable=False, default=0.0, server_default=text("0")
+    )
+    error_message: Mapped[str | None] = mapped_column(Text)
+    settings: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    owner_id: Mapped[str | None] = mapped_column(String(64))
+    client_id: Mapped[str | None] = mapped_column(String(128))
+    attempts: Mapped[int] = mapped_column(
+        Integer, nullable=False, default=0, server_default=text("0")
+    )
+    job: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    original_image_key: Mapped[str | None] = mapped_column(String(512))
+    processed_image_key: Mapped[str | None] = mapped_column(String(512))
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _created()
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        Index("ix_projects_status", "status"),
+        Index("ix_projects_created_at", "created_at"),
+        Index("ix_projects_owner_id", "owner_id"),
+        Index("ix_projects_client_id_status", "client_id", "status"),
+    )
+
+
+class MultiviewGeneration(Base):
+    """One generated view (16 per project). Angles in degrees (DESIGN §2)."""
+
+    __tablename__ = "multiview_generation"
+
+    id: Mapped[str] = _id()
+    project_id: Mapped[str] = _project_fk()
+    view_index: Mapped[int] = mapped_column(Integer, nullable=False)
+    elevation: Mapped[float] = mapped_column(Float, nullable=False)
+    azimuth: Mapped[float] = mapped_column(Float, nullable=False)
+    image_key: Mapped[str] = mapped_column(String(512), nullable=False)
+    backend: Mapped[str] = mapped_column(String(64), nullable=False)
+    generation_time: Mapped[float] = mapped_column(Float, nullable=False, default=0.0)
+    created_at: Mapped[datetime] = _created()
+
+    __table_args__ = (UniqueConstraint("project_id", "view_index"),)
+
+
+class DepthMap(Base):
+    """One depth map (16 per project); depths in scene units along the camera z axis."""
+
+    __tablename__ = "depth_maps"
+
+    id: Mapped[str] = _id()
+    project_id: Mapped[str] = _project_fk()
+    view_index: Mapped[int] = mapped_column(Integer, nullable=False)
+    depth_key: Mapped[str] = mapped_column(String(512), nullable=False)
+    heatmap_key: Mapped[str] = mapped_column(String(512), nullable=False)
+    min_depth: Mapped[float] = mapped_column(Float, nullable=False)
+    max_depth: Mapped[float] = mapped_column(Float, nullable=False)
+    mean_depth: Mapped[float] = mapped_column(Float, nullable=False)
+    confidence_score: Mapped[float] = mapped_column(Float, nullable=False)
+    backend: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_at: Mapped[datetime] = _created()
+
+    __table_args__ = (UniqueConstraint("project_id", "view_index"),)
+
+
+class GaussianSplatModel(Base):
+    """One model version (v0 from reconstruction, v1..vN from refinement)."""
+
+    __tablename__ = "gaussian_splat_models"
+
+    id: Mapped[str] = _id()
+    project_id: Mapped[str] = _project_fk()
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+    parent_version: Mapped[int | None] = mapped_column(Integer)
+    model_key: Mapped[str] = mapped_column(String(512), nullable=False)
+    num_gaussians: Mapped[int] = mapped_column(Integer, nullable=False)
+    file_size_bytes: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    source: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_at: Mapped[datetime] = _created()
+
+    __table_args__ = (UniqueConstraint("project_id", "version"),)
+
+
+class EnhancementIteration(Base):
+    """One refinement iteration: model v_in -> v_out with its quality figures."""
+
+    __tablename__ = "enhancement_iterations"
+
+    id: Mapped[str] = _id()
+    project_id: Mapped[str] = _project_fk()
+    iteration_number: Mapped[int] = mapped_column(Integer, nullable=False)
+    model_version_in: Mapped[int] = mapped_column(Integer, nullable=False)
+    model_version_out: Mapped[int] = mapped_column(Integer, nullable=False)
+    psnr: Mapped[float | None] = mapped_column(Float)
+    ssim: Mapped[float | None] = mapped_column(Float)
+    lpips: Mapped[float | None] = mapped_column(Float)
+    depth_consistency: Mapped[float | None] = mapped_column(Float)
+    feature_consistency: Mapped[float | None] = mapped_column(Float)
+    overall_quality: Mapped[float | None] = mapped_column(Float)
+    converged: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=False, server_default=text("false")
+    )
+    processing_time: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = _created()
+
+    __table_args__ = (UniqueConstraint("project_id", "iteration_number"),)
+
+
+class EnhancedView(Base):
+    """One view rendered and enhanced during an iteration."""
+
+    __tablename__ = "enhanced_views"
+
+    id: Mapped[str] = _id()
+    project_id: Mapped[str] = _project_fk()
+    iteration_id: Mapped[str] = mapped_column(
+        String(36),
+        ForeignKey("enhancement_iterations.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    )
+    view_index: Mapped[int] = mapped_column(Integer, nullable=False)
+    rendered_key: Mapped[str] = mapped_column(String(512), nullable=False)
+    enhanced_key: Mapped[str] = mapped_column(String(512), nullable=False)
+    accepted: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    depth_consistency: Mapped[float | None] = mapped_column(Float)
+    feature_similarity: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = _created()
+
+    __table_args__ = (UniqueConstraint("iteration_id", "view_index"),)
+
+
+class RefinementMetric(Base):
+    """One named metric of an iteration, for one view or (view_index NULL) the whole set."""
+
+    __tablename__ = "refinement_metrics"
+
+    id: Mapped[str] = _id()
+    project_id: Mapped[str] = _project_fk()
+    iteration_id: Mapped[str] = mapped_column(
+        String(36),
+        ForeignKey("enhancement_iterations.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    )
+    metric_name: Mapped[str] = mapped_column(String(64), nullable=False)
+    metric_value: Mapped[float] = mapped_column(Float, nullable=False)
+    view_index: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = _created()
+
+
+_metric = RefinementMetric.__table__
+Index(
+    "uq_refinement_metrics_per_view",
+    _metric.c.iteration_id,
+    _metric.c.metric_name,
+    _metric.c.view_index,
+    unique=True,
+    sqlite_where=_metric.c.view_index.is_not(None),
+    postgresql_where=_metric.c.view_index.is_not(None),
+)
+Index(
+    "uq_refinement_metrics_overall",
+    _metric.c.iteration_id,
+    _metric.c.metric_name,
+    unique=True,
+    sqlite_where=_metric.c.view_index.is_(None),
+    postgresql_where=_metric.c.view_index.is_(None),
+)
+
+
+class ExportHistory(Base):
+    """One exported file; re-exporting the same (version, format) replaces the row."""
+
+    __tablename__ = "export_history"
+
+    id: Mapped[str] = _id()
+    project_id: Mapped[str] = _project_fk()
+    model_version: Mapped[int] = mapped_column(Integer, nullable=False)
+    format: Mapped[str] = mapped_column(String(16), nullable=False)
+    file_key: Mapped[str] = mapped_column(String(512), nullable=False)
+    file_size_bytes: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    created_at: Mapped[datetime] = _created()
+
+    __table_args__ = (UniqueConstraint("project_id", "model_version", "format"),)
+
+
+TABLES: tuple[str, ...] = (
+    "projects",
+    "multiview_generation",
+    "depth_maps",
+    "gaussian_splat_models",
+    "enhancement_iterations",
+    "enhanced_views",
+    "refinement_metrics",
+    "export_history",
+)
+CHILD_TABLES: tuple[str, ...] = TABLES[1:]
