@@ -30,7 +30,7 @@ EXPORT_FORMATS = ("ply", "splat", "spz", "glb", "obj", "mp4")
 
 
 def _fail(code: int, message: str) -> None:
-    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -81,7 +81,7 @@ def run(
 @app.command()
 @handle_errors
 def render(
-    model: Annotated[Path, typer.Argument(help="A 3DGS .ply (or .splat) model.")],
+    model: Annotated[Path, typer.Argument(help="A 3DGS .ply, .splat or .spz model.")],
     elevation: Annotated[float, typer.Option(help="Camera elevation in degrees.")] = 30.0,
     azimuth: Annotated[float, typer.Option(help="Camera azimuth in degrees.")] = 0.0,
     distance: Annotated[float, typer.Option(help="Camera distance from the origin.")] = 1.5,
@@ -98,17 +98,22 @@ def render(
     camera = orbit_camera(elevation, azimuth, distance, size)
     result = render_model(gaussians, camera)
     save_rgba_png(out, result.rgb, result.alpha)
-    console.print(f"wrote {out}")
+    console.print(f"wrote {out}", soft_wrap=True)
 
 
 @app.command()
 @handle_errors
 def export(
-    model: Annotated[Path, typer.Argument(help="A 3DGS .ply (or .splat) model.")],
+    model: Annotated[Path, typer.Argument(help="A 3DGS .ply, .splat or .spz model.")],
     format: Annotated[str, typer.Option("--format", "-f", help="|".join(EXPORT_FORMATS))],
     out: Annotated[Path, typer.Option("-o", "--out", help="Output file.")],
+    resolution: Annotated[
+        int, typer.Option(min=16, max=512, help="Mesh grid resolution (glb/obj).")
+    ] = 96,
+    frames: Annotated[int, typer.Option(min=1, max=1440, help="Video frames (mp4).")] = 48,
+    video_size: Annotated[int, typer.Option(min=16, max=2048, help="Video size, even (mp4).")] = 256,
 ) -> None:
-    """Convert MODEL to another format."""
+    """Convert MODEL to another format (splat files, a coloured mesh or a turntable video)."""
     from glimpse3d.errors import UserError
     from glimpse3d.splat.export import export_model
     from glimpse3d.splat.formats import load_model
@@ -116,8 +121,15 @@ def export(
     fmt = format.lower().lstrip(".")
     if fmt not in EXPORT_FORMATS:
         raise UserError(f"unknown format {format!r}; choose one of {', '.join(EXPORT_FORMATS)}")
-    export_model(load_model(model), fmt, out)
-    console.print(f"wrote {out}")
+    path = export_model(
+        load_model(model),
+        fmt,
+        out,
+        mesh_resolution=resolution,
+        video_frames=frames,
+        video_size=video_size,
+    )
+    console.print(f"wrote {path} ({path.stat().st_size} bytes)", soft_wrap=True)
 
 
 @app.command()
@@ -135,13 +147,19 @@ def serve(
 @app.command()
 @handle_errors
 def worker(
-    queues: Annotated[str, typer.Option(help="Comma-separated queue names.")] = "",
-    concurrency: Annotated[int, typer.Option(min=1, help="Jobs at once.")] = 1,
+    queues: Annotated[
+        str, typer.Option(help="Comma-separated queues: pipeline, gpu (default: all).")
+    ] = "",
+    concurrency: Annotated[
+        int | None,
+        typer.Option(min=1, help="Jobs at once (default: GLIMPSE3D_WORKER_CONCURRENCY)."),
+    ] = None,
 ) -> None:
-    """Run a distributed (procrastinate) worker."""
+    """Run a distributed (procrastinate) worker until SIGINT/SIGTERM."""
     from glimpse3d.jobs.distributed import run_worker
 
-    run_worker(queues=[q for q in queues.split(",") if q], concurrency=concurrency)
+    run_worker(queues=[q.strip() for q in queues.split(",") if q.strip()],
+               concurrency=concurrency)
 
 
 @app.command()

@@ -12,6 +12,8 @@ Conventions follow DESIGN §3 and :mod:`glimpse3d.splat.gaussians`:
   f32x3, RGBA u8x4 (RGB from the SH DC term, A = sigmoid(opacity)), rotation u8x4
   (normalised wxyz, ``q*128+128``), sorted by descending ``exp(sum log_scales) * opacity``.
   View-dependent colour (SH degree > 0) is dropped.
+  PlayCanvas/SuperSplat ``.compressed.ply`` files (a ``chunk`` element plus packed vertex
+  properties) are read too, through gsply.
 - ``.spz``: Niantic's compressed format through the maintained ``gsply`` library
   (pure NumPy/Numba; the ``spz`` package on PyPI needs a Rust toolchain and network at
   build time, so it is not used). Quantised: positions 12 fractional bits, log-scales
@@ -56,7 +58,7 @@ def _model(
     sh: np.ndarray,
 ) -> GaussianModel:
     def t(a: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
+        return torch.from_numpy(np.array(a, dtype=np.float32, order="C", copy=True))
 
     return GaussianModel(t(means), t(log_scales), t(quats), t(opacity_logits), t(sh))
 
@@ -130,6 +132,8 @@ def _read_ply(src: str | os.PathLike[str] | BinaryIO) -> GaussianModel:
             raise ModelFormatError(f"{name}: PLY file has no 'vertex' element")
         vertex = ply["vertex"]
         props = [p.name for p in vertex.properties]
+        if "chunk" in ply and "packed_position" in props:
+            return _read_compressed_ply(src, name)
         missing = [p for p in _REQUIRED_PLY if p not in props]
         if missing:
             raise ModelFormatError(
@@ -171,6 +175,31 @@ def _read_ply(src: str | os.PathLike[str] | BinaryIO) -> GaussianModel:
         raise ModelFormatError(f"{name}: unreadable PLY file ({type(exc).__name__}: {exc})") from exc
     _check_finite(model, name)
     return model
+
+
+def _gsdata_to_model(data, name: str) -> GaussianModel:  # noqa: ANN001 - gsply.GSData
+    n = len(data.means)
+    sh_n = None if data.shN is None else np.asarray(data.shN, np.float32).reshape(n, -1, 3)
+    k = 1 + (0 if sh_n is None else sh_n.shape[1])
+    sh = np.empty((n, k, 3), np.float32)
+    sh[:, 0, :] = data.sh0
+    if k > 1:
+        sh[:, 1:, :] = sh_n
+    model = _model(data.means, data.scales, data.quats, data.opacities, sh)
+    _check_finite(model, name)
+    return model
+
+
+def _read_compressed_ply(src: str | os.PathLike[str] | BinaryIO, name: str) -> GaussianModel:
+    """PlayCanvas/SuperSplat ``.compressed.ply`` (chunked, quantised), decoded by gsply."""
+    gsply = _gsply()
+    if isinstance(src, str | os.PathLike):
+        return _gsdata_to_model(gsply.plyread(src), name)
+    src.seek(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.compressed.ply"
+        path.write_bytes(src.read())
+        return _gsdata_to_model(gsply.plyread(path), name)
 
 
 def load_ply(path: str | os.PathLike[str]) -> GaussianModel:
@@ -274,21 +303,11 @@ def load_spz(path: str | os.PathLike[str]) -> GaussianModel:
     gsply = _gsply()
     p = _existing(path)
     try:
-        data = gsply.read_spz(p)
-        n = len(data.means)
-        sh_n = np.asarray(data.shN, np.float32).reshape(n, -1, 3) if data.shN is not None else None
-        k = 1 + (0 if sh_n is None else sh_n.shape[1])
-        sh = np.empty((n, k, 3), np.float32)
-        sh[:, 0, :] = data.sh0
-        if k > 1:
-            sh[:, 1:, :] = sh_n
-        model = _model(data.means, data.scales, data.quats, data.opacities, sh)
+        return _gsdata_to_model(gsply.read_spz(p), str(p))
     except UserError:
         raise
     except Exception as exc:  # gsply raises ValueError/struct/zlib errors on bad input
         raise ModelFormatError(f"{p}: unreadable .spz file ({type(exc).__name__}: {exc})") from exc
-    _check_finite(model, str(p))
-    return model
 
 
 # ------------------------------------------------------------------ dispatch

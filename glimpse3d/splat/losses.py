@@ -17,7 +17,6 @@ from __future__ import annotations
 from functools import lru_cache
 
 import torch
-import torch.nn.functional as F  # noqa: N812 - conventional alias
 
 from glimpse3d.errors import UserError
 
@@ -81,6 +80,35 @@ def _gauss_1d(size: int, sigma: float) -> torch.Tensor:
     return g / g.sum()
 
 
+def _band_matrix(
+    n: int, size: int, sigma: float, same: bool, dtype: torch.dtype, device: torch.device
+) -> torch.Tensor:
+    """Matrix applying the 1D gaussian along an axis of length ``n``.
+
+    ``same``: (n, n), zero padding outside the image; otherwise (n-size+1, n), valid part only.
+    """
+    key = (n, size, sigma, same, dtype, str(device))
+    cached = _BANDS.get(key)
+    if cached is not None:
+        return cached
+    g = _gauss_1d(size, sigma)
+    half = size // 2
+    rows = torch.arange(n)[:, None]
+    cols = torch.arange(n)[None, :]
+    off = cols - rows + half
+    band = torch.where((off >= 0) & (off < size), g[off.clamp(0, size - 1)], torch.zeros(()))
+    if not same:
+        band = band[half : n - half]
+    band = band.to(dtype=dtype, device=device)
+    if len(_BANDS) > 32:
+        _BANDS.clear()
+    _BANDS[key] = band
+    return band
+
+
+_BANDS: dict[tuple, torch.Tensor] = {}
+
+
 def gaussian_window(size: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA) -> torch.Tensor:
     """Normalised 2D gaussian window (size, size), float64."""
     g = _gauss_1d(size, sigma)
@@ -102,19 +130,11 @@ def ssim_map(
     x, y = _to_bchw(a), _to_bchw(b)
     if padding == "valid" and min(x.shape[-2:]) < window_size:
         raise ImageShapeError(f"images must be at least {window_size}x{window_size} for SSIM")
-    channels = x.shape[1]
-    g = _gauss_1d(window_size, sigma).to(dtype=x.dtype, device=x.device)
-    # Separable filtering: rows then columns, one group per channel.
-    kh = g.view(1, 1, 1, -1).expand(channels, 1, 1, window_size)
-    kv = g.view(1, 1, -1, 1).expand(channels, 1, window_size, 1)
-    pad = window_size // 2 if padding == "same" else 0
-
-    def filt(t: torch.Tensor) -> torch.Tensor:
-        t = F.conv2d(t, kh, padding=(0, pad), groups=channels)
-        return F.conv2d(t, kv, padding=(pad, 0), groups=channels)
-
-    stacked = filt(torch.cat([x, y, x * x, y * y, x * y], dim=1).reshape(-1, channels, *x.shape[-2:]))
-    stacked = stacked.reshape(x.shape[0], 5, channels, *stacked.shape[-2:])
+    mh = _band_matrix(x.shape[-2], window_size, sigma, padding == "same", x.dtype, x.device)
+    mw = _band_matrix(x.shape[-1], window_size, sigma, padding == "same", x.dtype, x.device)
+    # Separable gaussian filtering as two banded matrix products (much faster than conv2d on CPU).
+    stacked = torch.stack([x, y, x * x, y * y, x * y], dim=1)  # (B,5,C,H,W)
+    stacked = mh @ stacked @ mw.T
     mu_x, mu_y, xx, yy, xy = stacked.unbind(1)
     var_x = xx - mu_x * mu_x
     var_y = yy - mu_y * mu_y

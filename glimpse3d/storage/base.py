@@ -6,8 +6,12 @@ the way out by :meth:`Storage.url`.
 
 from __future__ import annotations
 
+import mimetypes
+import re
 from pathlib import Path
 from typing import BinaryIO, Protocol, runtime_checkable
+
+from glimpse3d.errors import UserError
 
 UPLOADS = "project-uploads"
 PROCESSED = "processed-images"
@@ -16,6 +20,64 @@ DEPTH = "depth-maps"
 ENHANCED = "enhanced-views"
 MODELS = "3d-models"
 BUCKETS: tuple[str, ...] = (UPLOADS, PROCESSED, MULTIVIEW, DEPTH, ENHANCED, MODELS)
+
+# Content types of the artifacts that ``mimetypes`` does not know everywhere.
+for _ext, _type in {
+    ".npy": "application/octet-stream",
+    ".ply": "application/octet-stream",
+    ".splat": "application/octet-stream",
+    ".spz": "application/octet-stream",
+    ".glb": "model/gltf-binary",
+    ".obj": "model/obj",
+    ".mp4": "video/mp4",
+    ".webp": "image/webp",
+    ".json": "application/json",
+}.items():
+    mimetypes.add_type(_type, _ext)
+
+
+class InvalidKey(UserError):
+    """A bucket or object key that is unknown, empty or escapes its bucket (``..``, ``/abs``)."""
+
+    http_status = 400
+
+
+class StorageError(RuntimeError):
+    """Storage is unreachable or misconfigured; the message says what to do."""
+
+
+_SEGMENT_OK = re.compile(r"^[^\x00-\x1f\\]+$")
+
+
+def validate_bucket(bucket: str) -> str:
+    """``bucket`` if it is one of the 6 logical buckets, else :class:`InvalidKey`."""
+    if bucket not in BUCKETS:
+        raise InvalidKey(f"unknown bucket {bucket!r}; one of {', '.join(BUCKETS)}")
+    return bucket
+
+
+def validate_key(key: str) -> str:
+    """``key`` if it is a relative ``a/b/c`` path without ``.``/``..``/empty segments or
+    backslashes/control characters, else :class:`InvalidKey`."""
+    if not isinstance(key, str) or not key or key.startswith("/") or len(key) > 1024:
+        raise InvalidKey(f"invalid object key {key!r}")
+    for part in key.split("/"):
+        if part in ("", ".", "..") or not _SEGMENT_OK.match(part):
+            raise InvalidKey(f"invalid object key {key!r}")
+    return key
+
+
+def validate_prefix(prefix: str) -> str:
+    """A listing/deletion prefix: empty, or a key (optionally ending in ``/``)."""
+    if prefix == "":
+        return prefix
+    validate_key(prefix[:-1] if prefix.endswith("/") else prefix)
+    return prefix
+
+
+def guess_content_type(key: str) -> str:
+    """The content type for ``key`` from its extension (``application/octet-stream`` if unknown)."""
+    return mimetypes.guess_type(key)[0] or "application/octet-stream"
 
 
 class keys:  # noqa: N801 - a namespace of key builders
@@ -66,9 +128,7 @@ class keys:  # noqa: N801 - a namespace of key builders
 class Storage(Protocol):
     """One interface over the buckets; implemented by local-directory and S3 backends."""
 
-    def put_bytes(
-        self, bucket: str, key: str, data: bytes, content_type: str | None = None
-    ) -> int:
+    def put_bytes(self, bucket: str, key: str, data: bytes, content_type: str | None = None) -> int:
         """Store ``data``; returns its size in bytes. Overwrites (idempotent)."""
 
     def put_file(
@@ -86,6 +146,12 @@ class Storage(Protocol):
 
     def download_to(self, bucket: str, key: str, path: str | Path) -> Path:
         """Copy an object to a local file (streaming)."""
+
+    def open(self, bucket: str, key: str) -> BinaryIO:
+        """A binary stream of the object (``read(n)``; close it); ``FileNotFoundError`` when absent."""
+
+    def content_type(self, bucket: str, key: str) -> str:
+        """The object's content type (stored for S3, from the extension for local files)."""
 
     def exists(self, bucket: str, key: str) -> bool: ...
 

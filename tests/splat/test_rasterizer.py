@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from glimpse3d.splat.cameras import Camera, orbit_camera, syncdreamer_cameras
-from glimpse3d.splat.gaussians import GaussianModel, rgb_to_sh_dc
+from glimpse3d.splat.gaussians import GaussianModel
 from glimpse3d.splat.rasterizer import RasterizerError, RenderOutput, render, resolve_backend
 from glimpse3d.splat.sh import SH_C0, SH_C1
 
@@ -49,7 +49,8 @@ def _ref_project_one(model: GaussianModel, i: int, cam: Camera, degree: int):
     conic = torch.linalg.inv(cov)
     det = torch.linalg.det(cov)
     mid = 0.5 * (cov[0, 0] + cov[1, 1])
-    radius = 3.0 * math.sqrt(float(mid) + math.sqrt(max(0.1, float(mid) ** 2 - float(det))))
+    mid, det = float(mid.detach()), float(det.detach())
+    radius = 3.0 * math.sqrt(mid + math.sqrt(max(0.1, mid**2 - det)))
     uv = torch.stack([fx * x / z + cam.cx, fy * y / z + cam.cy])
     # colour from SH, written out term by term
     d = model.means[i] - torch.tensor(cam.center, dtype=dtype)
@@ -78,7 +79,7 @@ def brute_force_render(model: GaussianModel, cam: Camera, background=None, degre
     degree = model.sh_degree if degree is None else degree
     dtype = model.means.dtype
     projs = [_ref_project_one(model, i, cam, degree) for i in range(len(model))]
-    order = sorted([i for i, p in enumerate(projs) if p is not None], key=lambda i: float(projs[i]["z"]))
+    order = sorted([i for i, p in enumerate(projs) if p is not None], key=lambda i: float(projs[i]["z"].detach()))
     bg = torch.zeros(3, dtype=dtype) if background is None else background
     rgb_rows, a_rows, d_rows = [], [], []
     for py in range(cam.height):
@@ -91,7 +92,7 @@ def brute_force_render(model: GaussianModel, cam: Camera, background=None, degre
             for i in order:
                 p = projs[i]
                 dxy = torch.stack([px + 0.5 - p["uv"][0], py + 0.5 - p["uv"][1]])
-                if abs(float(dxy[0])) > p["radius"] or abs(float(dxy[1])) > p["radius"]:
+                if abs(float(dxy[0].detach())) > p["radius"] or abs(float(dxy[1].detach())) > p["radius"]:
                     continue  # outside the square 3-sigma box
                 alpha = torch.clamp(p["opacity"] * torch.exp(-0.5 * dxy @ p["conic"] @ dxy), max=0.99)
                 if float(alpha) < 1.0 / 255.0:
@@ -147,7 +148,7 @@ def test_matches_brute_force_values_and_grads(backend):
     ref = brute_force_render(model, cam, background=bg)
     tol = 1e-9 if backend == "torch" else 2e-5
     assert out.alpha.max() > 0.5  # the scene actually covers pixels
-    for got, want in zip((out.rgb, out.alpha, out.depth), ref):
+    for got, want in zip((out.rgb, out.alpha, out.depth), ref, strict=True):
         torch.testing.assert_close(got, want, atol=tol, rtol=tol)
     g_out = _grads(model, (out.rgb, out.alpha, out.depth))
     g_ref = _grads(model, ref)
@@ -162,7 +163,7 @@ def test_gradcheck_float64_torch_path():
     names = list(FIELDS)
 
     def fn(*tensors):
-        m = GaussianModel(**dict(zip(names, tensors)))
+        m = GaussianModel(**dict(zip(names, tensors, strict=True)))
         out = render(m, cam, background=torch.tensor([0.1, 0.2, 0.3], dtype=torch.float64), backend="torch")
         return out.rgb, out.alpha, out.depth
 
@@ -265,7 +266,7 @@ def test_background_and_empty_model():
     black = render(model, cam, backend="torch")
     grey = render(model, cam, background=bg, backend="torch")
     torch.testing.assert_close(grey.rgb, black.rgb + (1 - black.alpha)[..., None] * bg)
-    assert 0 <= black.alpha.min() and black.alpha.max() <= 1
+    assert black.alpha.min() >= 0 and black.alpha.max() <= 1
 
 
 def test_bad_input_gives_clear_errors():
@@ -282,3 +283,44 @@ def test_bad_input_gives_clear_errors():
 def test_auto_backend_is_cpu_kernel_here():
     assert resolve_backend("auto", torch.device("cpu")) == "fast"
     assert resolve_backend("torch", torch.device("cpu")) == "torch"
+
+
+@pytest.mark.parametrize("degree", [0, 3])
+def test_fast_matches_torch_on_a_larger_scene(degree):
+    model = GaussianModel.random(400, seed=11, sh_degree=degree, scale=0.04)
+    for t in model.tensors().values():
+        t.requires_grad_(True)
+    cam = orbit_camera(30.0, 67.5, size=72, height=56)  # partial edge tiles on both axes
+    bg = torch.tensor([1.0, 1.0, 1.0])
+    outs = {b: render(model, cam, background=bg, backend=b) for b in ("torch", "fast")}
+    for name in ("rgb", "alpha", "depth"):
+        torch.testing.assert_close(getattr(outs["fast"], name), getattr(outs["torch"], name), atol=1e-4, rtol=1e-4)
+    assert torch.equal(outs["fast"].visible, outs["torch"].visible)
+    grads = {b: _grads(model, (o.rgb, o.alpha, o.depth)) for b, o in outs.items()}
+    for k in FIELDS:
+        scale = grads["torch"][k].abs().max().item()
+        assert scale > 0, k
+        torch.testing.assert_close(grads["fast"][k], grads["torch"][k], atol=1e-4 * scale, rtol=1e-3)
+
+
+def test_fast_matches_torch_at_the_field_of_view_clamp_with_unnormalised_quats():
+    """Gaussians beyond 1.3x the field of view (clamped Jacobian) but still touching the image."""
+    cam = orbit_camera(30.0, 0.0, size=48, height=40)
+    c2w = cam.c2w
+    cam_pts = np.array([[0.66 * 1.4, 0.1, 1.4], [-0.7 * 1.5, -0.2, 1.5], [0.1, 0.68 * 1.3, 1.3], [0.0, 0.0, 1.6]])
+    world = cam_pts @ c2w[:3, :3].T + c2w[:3, 3]
+    model = GaussianModel.from_points(world, np.array([[0.9, 0.2, 0.1]] * 4), scale=0.25, opacity=0.8)
+    gen = torch.Generator().manual_seed(5)
+    model.log_scales = model.log_scales + 0.5 * torch.randn(4, 3, generator=gen)
+    model.quats = torch.randn(4, 4, generator=gen) * 1.7  # not normalised
+    for t in model.tensors().values():
+        t.requires_grad_(True)
+    outs = {b: render(model, cam, backend=b) for b in ("torch", "fast")}
+    assert outs["torch"].visible.all()
+    for name in ("rgb", "alpha", "depth"):
+        torch.testing.assert_close(getattr(outs["fast"], name), getattr(outs["torch"], name), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(outs["fast"].radii, outs["torch"].radii, atol=1e-3, rtol=1e-5)
+    grads = {b: _grads(model, (o.rgb, o.alpha, o.depth)) for b, o in outs.items()}
+    for k in FIELDS:
+        scale = grads["torch"][k].abs().max().item()
+        torch.testing.assert_close(grads["fast"][k], grads["torch"][k], atol=1e-4 * scale, rtol=1e-3)

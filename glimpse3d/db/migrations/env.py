@@ -8,18 +8,11 @@ from __future__ import annotations
 
 from alembic import context
 
-from glimpse3d.db.migrate import VERSION_TABLE
+from glimpse3d.db.migrate import VERSION_TABLE, include_object
 from glimpse3d.db.models import Base
 
 config = context.config
 target_metadata = Base.metadata
-
-
-def _include_object(obj, name, type_, reflected, compare_to):  # type: ignore[no-untyped-def]
-    # The two views are managed by hand in the revisions; procrastinate owns its own tables.
-    if type_ == "table" and (name in ("project_summary", "refinement_progress") or (name or "").startswith("procrastinate")):
-        return False
-    return True
 
 
 def _configure(connection) -> None:  # type: ignore[no-untyped-def]
@@ -28,7 +21,7 @@ def _configure(connection) -> None:  # type: ignore[no-untyped-def]
         target_metadata=target_metadata,
         version_table=VERSION_TABLE,
         render_as_batch=connection.dialect.name == "sqlite",
-        include_object=_include_object,
+        include_object=include_object,
         compare_type=True,
     )
 

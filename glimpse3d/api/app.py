@@ -1,0 +1,132 @@
+"""The FastAPI application: ``create_app(settings)``.
+
+Layers: routes (``api/routes``) -> repository + storage + job queue (``ApiContext`` in
+``app.state.ctx``). The lifespan starts the job queue (which resumes interrupted jobs) and
+the periodic cleanup, and stops both on shutdown. The web workspace (``glimpse3d.web``) is
+mounted at ``/`` when it is installed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
+from fastapi.middleware.cors import CORSMiddleware
+
+from glimpse3d.api.deps import API_PREFIX, ApiContext
+from glimpse3d.api.errors import install_error_handlers
+from glimpse3d.api.events import ProgressBroadcaster
+from glimpse3d.api.ratelimit import UploadLimiter
+from glimpse3d.config import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """One photo in, a refined 3D Gaussian-splat model out.
+
+Typical flow: `POST /api/v1/upload` -> `POST /api/v1/generate/{id}` -> watch
+`GET /api/v1/projects/{id}/events` (or poll `GET /api/v1/status/{id}`) -> `POST
+/api/v1/refine/{id}` -> `GET /api/v1/export/{id}?format=glb`.
+
+Every error is JSON `{"detail": "..."}`.
+"""
+
+
+async def _periodic_cleanup(ctx: ApiContext) -> None:
+    """Delete projects older than ``retention_days`` every ``cleanup_interval_minutes``."""
+    from glimpse3d.jobs.cleanup import cleanup_projects
+
+    interval = ctx.settings.cleanup_interval_minutes * 60.0
+    while True:
+        try:
+            await run_in_threadpool(
+                cleanup_projects, ctx.repo, ctx.storage, float(ctx.settings.retention_days),
+                False, ctx.queue,
+            )
+        except Exception:  # noqa: BLE001 - keep the loop alive, log the failure
+            log.exception("periodic cleanup failed")
+        await asyncio.sleep(interval)
+
+
+def build_context(settings: Settings) -> ApiContext:
+    """Open the repository, storage and queue named by ``settings``."""
+    from glimpse3d.db.repository import open_repository
+    from glimpse3d.jobs.base import make_queue
+    from glimpse3d.storage.factory import open_storage
+
+    if not settings.database_url or not settings.storage_url:
+        Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    repo = open_repository(settings.resolved_database_url)
+    storage = open_storage(settings)
+    broadcaster = ProgressBroadcaster()
+    queue = make_queue(settings, repo, storage, on_progress=broadcaster.publish)
+    limiter = UploadLimiter(settings.rate_limit, settings.redis_url)
+    return ApiContext(settings, repo, storage, queue, broadcaster, limiter)
+
+
+def create_app(settings: Settings | None = None, *, start_worker: bool = True) -> FastAPI:
+    """The API (and web workspace) over the configured database, storage and queue.
+
+    ``start_worker=False`` leaves the job queue stopped (jobs stay queued) — for tests and
+    for API-only processes in front of distributed workers.
+    """
+    settings = settings or get_settings()
+    ctx = build_context(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        ctx.shutting_down.clear()
+        if start_worker:
+            await run_in_threadpool(ctx.queue.start)
+        cleanup_task = None
+        if settings.cleanup_interval_minutes > 0:
+            cleanup_task = asyncio.create_task(_periodic_cleanup(ctx))
+        try:
+            yield
+        finally:
+            ctx.shutting_down.set()
+            if cleanup_task is not None:
+                cleanup_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await cleanup_task
+            if start_worker:
+                await run_in_threadpool(ctx.queue.stop)
+
+    app = FastAPI(
+        title="Glimpse3D",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.ctx = ctx
+    app.state.settings = settings
+    install_error_handlers(app)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+            allow_headers=["Content-Type", "Last-Event-ID"],
+            expose_headers=["Retry-After", "Content-Disposition"],
+            max_age=600,
+        )
+
+    from glimpse3d.api.routes import files, health, pipeline, projects
+
+    app.include_router(projects.router, prefix=API_PREFIX)
+    app.include_router(pipeline.router, prefix=API_PREFIX)
+    app.include_router(health.router)
+    if ctx.storage.local_path("project-uploads", "probe") is not None:
+        app.include_router(files.router)
+    try:
+        from glimpse3d.web import mount_web
+    except ImportError:
+        log.info("web workspace not installed; serving the API only")
+    else:
+        mount_web(app)
+    return app

@@ -1,0 +1,176 @@
+"""Queueing the pipeline (generate, refine) and downloading exports."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Depends, Query
+from fastapi.responses import FileResponse, RedirectResponse, Response
+from pydantic import BaseModel, Field
+
+from glimpse3d.api.deps import ApiContext, client_id, get_ctx
+from glimpse3d.api.errors import ApiError, error_responses
+from glimpse3d.api.schemas import ExportFormat, JobAccepted
+from glimpse3d.jobs.base import STRENGTH_PRESETS
+
+router = APIRouter(tags=["pipeline"])
+Ctx = Annotated[ApiContext, Depends(get_ctx)]
+Client = Annotated[str, Depends(client_id)]
+Strength = Literal["low", "medium", "high"]
+
+MEDIA_TYPES = {
+    "ply": "application/octet-stream",
+    "splat": "application/octet-stream",
+    "spz": "application/octet-stream",
+    "glb": "model/gltf-binary",
+    "obj": "model/obj",
+    "mp4": "video/mp4",
+}
+CAP_RETRY_AFTER = 15  # seconds suggested when the per-client job cap is reached
+
+
+class RefineRequest(BaseModel):
+    """Optional JSON body of ``POST /refine/{id}`` (the same fields as the query)."""
+
+    iterations: int | None = Field(None, ge=1, le=10, description="Refinement iterations.")
+    strength: Strength | None = Field(
+        None, description="Enhancement strength: low 0.25, medium 0.5 (default), high 0.75."
+    )
+
+
+def _check_can_start(ctx: ApiContext, project: dict[str, Any], client: str) -> None:
+    pid = str(project["id"])
+    if ctx.job_active(project):
+        kind = (project.get("job") or {}).get("kind", "pipeline")
+        raise ApiError(
+            409, f"a {kind} job is already queued or running for this project; wait for it "
+            f"or cancel it (POST /api/v1/projects/{pid}/cancel)"
+        )
+    cap = ctx.settings.max_active_jobs_per_client
+    if ctx.queue.active_count(client) >= cap:
+        raise ApiError(
+            429, f"you already have {cap} active job(s), the most allowed per client; wait for "
+            "one to finish", {"Retry-After": str(CAP_RETRY_AFTER)},
+        )
+
+
+def _accepted(ctx: ApiContext, pid: str, job: dict[str, Any]) -> JobAccepted:
+    project = ctx.repo.get_project(pid)
+    return JobAccepted(
+        project_id=pid,
+        job=job,
+        status=project["status"],
+        status_url=ctx.api_url(f"/status/{pid}"),
+        events_url=ctx.api_url(f"/projects/{pid}/events"),
+    )
+
+
+@router.post(
+    "/generate/{project_id}",
+    status_code=202,
+    response_model=JobAccepted,
+    summary="Queue multiview -> depth -> reconstruction (model v0)",
+    description="409 while a job is queued or running, before the upload was processed, or "
+    "when v0 already exists and the project is completed (refine or export it instead). A "
+    "failed or cancelled run resumes where it stopped.",
+    responses=error_responses(404, 409, 429),
+)
+def generate(project_id: str, ctx: Ctx, client: Client) -> JobAccepted:
+    project = ctx.repo.get_project(project_id)
+    if not project.get("processed_image_key"):
+        raise ApiError(409, "the upload has not been preprocessed; upload the photo again")
+    _check_can_start(ctx, project, client)
+    if project["status"] == "completed" and ctx.repo.list_models(project_id):
+        raise ApiError(
+            409, "the model is already generated (v0 exists); refine or export it instead"
+        )
+    job = {"kind": "generate"}
+    ctx.queue.enqueue(project_id, job, client_id=client)
+    return _accepted(ctx, project_id, job)
+
+
+@router.post(
+    "/refine/{project_id}",
+    status_code=202,
+    response_model=JobAccepted,
+    summary="Queue refinement iterations (v(n+1) ... v(n+iterations))",
+    description="Parameters come from the query or an optional JSON body (the body wins). "
+    "409 before model v0 exists or while a job is queued or running.",
+    responses=error_responses(400, 404, 409, 422, 429),
+)
+def refine(
+    project_id: str,
+    ctx: Ctx,
+    client: Client,
+    iterations: Annotated[
+        int | None, Query(ge=1, le=10, description="Refinement iterations (default 3).")
+    ] = None,
+    strength: Annotated[
+        Strength | None, Query(description="low 0.25, medium 0.5 (default), high 0.75.")
+    ] = None,
+    body: Annotated[RefineRequest | None, Body()] = None,
+) -> JobAccepted:
+    project = ctx.repo.get_project(project_id)
+    if body is not None:
+        iterations = body.iterations or iterations
+        strength = body.strength or strength
+    _check_can_start(ctx, project, client)
+    if not ctx.repo.list_models(project_id):
+        raise ApiError(
+            409, f"no model yet: generate it first (POST /api/v1/generate/{project_id})"
+        )
+    job = {
+        "kind": "refine",
+        "iterations": iterations or 3,
+        "strength": STRENGTH_PRESETS[strength or "medium"],
+    }
+    ctx.queue.enqueue(project_id, job, client_id=client)
+    return _accepted(ctx, project_id, job)
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "model"
+
+
+@router.get(
+    "/export/{project_id}",
+    summary="Download a model version in a format",
+    description="Creates the export when missing (recorded in export_history) and streams the "
+    "file (local storage) or redirects (307) to a signed URL (S3). `version` defaults to the "
+    "latest.",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The file.",
+            "content": {t: {"schema": {"type": "string", "format": "binary"}}
+                        for t in sorted(set(MEDIA_TYPES.values()))},
+        },
+        307: {"description": "Redirect to a signed URL (S3 storage)."},
+        **error_responses(404, 409, 422),
+    },
+)
+def export(
+    project_id: str,
+    ctx: Ctx,
+    format: Annotated[ExportFormat, Query(description="ply, splat, spz, glb, obj or mp4.")],
+    version: Annotated[
+        int | None, Query(ge=0, le=1000, description="Model version (default: latest).")
+    ] = None,
+) -> Response:
+    project = ctx.repo.get_project(project_id)
+    versions = [int(m["version"]) for m in ctx.repo.list_models(project_id)]
+    if not versions:
+        raise ApiError(409, f"no model yet: generate it first (POST /api/v1/generate/{project_id})")
+    if version is not None and version not in versions:
+        raise ApiError(
+            404, f"project {project_id} has no model version {version} "
+            f"(versions: {', '.join(map(str, versions))})"
+        )
+    resolved = max(versions) if version is None else version
+    bucket, key = ctx.runner().export(project_id, format, version=resolved)
+    path = ctx.storage.local_path(bucket, key)
+    if path is not None and path.is_file():
+        filename = f"{_slug(project.get('name') or 'model')}_v{resolved}.{format}"
+        return FileResponse(path, media_type=MEDIA_TYPES[format], filename=filename)
+    return RedirectResponse(ctx.storage.url(bucket, key), status_code=307)

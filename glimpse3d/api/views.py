@@ -1,0 +1,146 @@
+"""Turning repository rows into response models (URLs made on the way out)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from glimpse3d.api.deps import ApiContext
+from glimpse3d.api.schemas import (
+    DepthMapOut,
+    ExportOut,
+    IterationOut,
+    ModelOut,
+    ProjectListItem,
+    ProjectOut,
+    StatusResponse,
+    ViewOut,
+)
+from glimpse3d.storage.base import DEPTH, MODELS, MULTIVIEW, PROCESSED, UPLOADS
+
+
+def project_out(ctx: ApiContext, p: dict[str, Any]) -> ProjectOut:
+    return ProjectOut(
+        id=str(p["id"]),
+        name=p.get("name") or "",
+        status=p["status"],
+        current_step=p.get("current_step"),
+        progress_percentage=float(p.get("progress_percentage") or 0.0),
+        error_message=p.get("error_message"),
+        created_at=p.get("created_at"),
+        updated_at=p.get("updated_at"),
+        completed_at=p.get("completed_at"),
+        original_url=ctx.file_url(UPLOADS, p.get("original_image_key")),
+        processed_url=ctx.file_url(PROCESSED, p.get("processed_image_key")),
+        job=p.get("job") or None,
+        job_active=ctx.job_active(p),
+    )
+
+
+def list_item(ctx: ApiContext, p: dict[str, Any]) -> ProjectListItem:
+    return ProjectListItem(
+        id=str(p["id"]),
+        name=p.get("name") or "",
+        status=p["status"],
+        current_step=p.get("current_step"),
+        progress_percentage=float(p.get("progress_percentage") or 0.0),
+        error_message=p.get("error_message"),
+        created_at=p.get("created_at"),
+        updated_at=p.get("updated_at"),
+        thumbnail_url=ctx.file_url(PROCESSED, p.get("processed_image_key")),
+    )
+
+
+def event_snapshot(ctx: ApiContext, p: dict[str, Any]) -> dict[str, Any]:
+    """The data of one SSE ``status`` event."""
+    pid = str(p["id"])
+    return {
+        "project_id": pid,
+        "status": p["status"],
+        "current_step": p.get("current_step"),
+        "progress_percentage": float(p.get("progress_percentage") or 0.0),
+        "error_message": p.get("error_message"),
+        "message": ctx.broadcaster.last_message(pid),
+        "updated_at": p.get("updated_at"),
+    }
+
+
+def build_status(ctx: ApiContext, project_id: str) -> StatusResponse:
+    """Everything about one project (raises ``ProjectNotFound``)."""
+    repo = ctx.repo
+    p = repo.get_project(project_id)
+    exports = repo.list_exports(project_id)
+    splat_files = {
+        int(e["model_version"]): e["file_key"] for e in exports if e.get("format") == "splat"
+    }
+    accepted: dict[str, int] = {}
+    for ev in repo.list_enhanced_views(project_id):
+        if ev.get("accepted"):
+            key = str(ev.get("iteration_id"))
+            accepted[key] = accepted.get(key, 0) + 1
+    models = []
+    for m in repo.list_models(project_id):
+        v = int(m["version"])
+        splat = ctx.file_url(MODELS, splat_files.get(v)) or ctx.api_url(
+            f"/export/{project_id}?format=splat&version={v}"
+        )
+        models.append(
+            ModelOut(
+                version=v,
+                parent_version=m.get("parent_version"),
+                url=ctx.file_url(MODELS, m["model_key"]) or "",
+                num_gaussians=int(m.get("num_gaussians") or 0),
+                file_size_bytes=int(m.get("file_size_bytes") or 0),
+                splat_url=splat,
+            )
+        )
+    return StatusResponse(
+        project=project_out(ctx, p),
+        progress_percentage=float(p.get("progress_percentage") or 0.0),
+        views=[
+            ViewOut(
+                view_index=int(v["view_index"]),
+                elevation=float(v["elevation"]),
+                azimuth=float(v["azimuth"]),
+                url=ctx.file_url(MULTIVIEW, v["image_key"]) or "",
+            )
+            for v in repo.list_views(project_id)
+        ],
+        depth_maps=[
+            DepthMapOut(
+                view_index=int(d["view_index"]),
+                depth_url=ctx.file_url(DEPTH, d["depth_key"]) or "",
+                heatmap_url=ctx.file_url(DEPTH, d["heatmap_key"]) or "",
+                min_depth=d.get("min_depth"),
+                max_depth=d.get("max_depth"),
+                mean_depth=d.get("mean_depth"),
+                confidence_score=d.get("confidence_score"),
+            )
+            for d in repo.list_depth_maps(project_id)
+        ],
+        models=models,
+        iterations=[
+            IterationOut(
+                iteration_number=int(it["iteration_number"]),
+                overall_quality=it.get("overall_quality"),
+                psnr=it.get("psnr"),
+                ssim=it.get("ssim"),
+                lpips=it.get("lpips"),
+                depth_consistency=it.get("depth_consistency"),
+                feature_consistency=it.get("feature_consistency"),
+                converged=bool(it.get("converged")),
+                processing_time=it.get("processing_time"),
+                accepted_views=accepted.get(str(it.get("id")), 0),
+            )
+            for it in repo.list_iterations(project_id)
+        ],
+        exports=[
+            ExportOut(
+                model_version=int(e["model_version"]),
+                format=e["format"],
+                url=ctx.file_url(MODELS, e["file_key"]) or "",
+                file_size_bytes=e.get("file_size_bytes"),
+                created_at=e.get("created_at"),
+            )
+            for e in exports
+        ],
+    )

@@ -1,0 +1,240 @@
+"""The in-process job engine: worker thread(s) in the API process, one pipeline per thread.
+
+Jobs are recorded in ``projects.job`` before they run, so after a crash or a shutdown the
+next :meth:`InlineQueue.start` re-enqueues them and the runner resumes where it stopped.
+Cancellation is a flag polled by the runner's ``should_cancel`` between steps; ``stop()``
+uses the same mechanism but keeps the job recorded (it is resumed, not cancelled).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from glimpse3d.errors import Cancelled, UserError, WrongState
+from glimpse3d.jobs.base import (
+    ProgressCallback,
+    interrupted_jobs,
+    mark_job_finished,
+    mark_job_started,
+    validate_job,
+)
+
+if TYPE_CHECKING:
+    from glimpse3d.config import Settings
+    from glimpse3d.db.repository import Repository
+    from glimpse3d.storage.base import Storage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Job:
+    project_id: str
+    spec: dict[str, Any]
+    client_id: str | None
+    state: str = "queued"  # queued | running
+    cancel: threading.Event = field(default_factory=threading.Event)
+    done: threading.Event = field(default_factory=threading.Event)
+    #: the project row when a shutdown interrupted the job (restored after the runner
+    #: marks it cancelled, so the job is resumed rather than lost)
+    snapshot: dict[str, Any] | None = None
+
+
+class InlineQueue:
+    """:class:`glimpse3d.jobs.base.JobQueue` backed by a FIFO and ``worker_concurrency`` threads."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        repo: Repository,
+        storage: Storage,
+        on_progress: ProgressCallback | None = None,
+    ) -> None:
+        self.settings = settings
+        self.repo = repo
+        self.storage = storage
+        self.on_progress = on_progress
+        self._fifo: queue.Queue[str | None] = queue.Queue()
+        self._jobs: dict[str, _Job] = {}
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.completed = 0  # jobs that ended (any outcome) since start; for tests and metrics
+
+    # ---- lifecycle
+    def start(self) -> None:
+        if self._threads:
+            return
+        self._stopping.clear()
+        for pid, job, client_id in interrupted_jobs(self.repo):
+            log.info("resuming interrupted %s job of project %s", job.get("kind"), pid)
+            self._add(pid, job, client_id, record=False)
+        for i in range(self.settings.worker_concurrency):
+            t = threading.Thread(target=self._work, name=f"glimpse3d-worker-{i}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stopping.set()
+        with self._lock:
+            for job in self._jobs.values():
+                job.cancel.set()
+        for _ in self._threads:
+            self._fifo.put(None)
+        deadline = time.monotonic() + timeout
+        for t in self._threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        alive = [t.name for t in self._threads if t.is_alive()]
+        if alive:
+            log.warning("workers still running after %.0f s: %s", timeout, alive)
+        self._threads = []
+        with self._lock:  # queued jobs stay recorded in the database and resume on start
+            self._jobs.clear()
+        self._fifo = queue.Queue()
+
+    # ---- the JobQueue interface
+    def enqueue(self, project_id: str, job: dict[str, Any], client_id: str | None = None) -> None:
+        self._add(project_id, validate_job(job), client_id, record=True)
+
+    def _add(self, pid: str, spec: dict[str, Any], client_id: str | None, record: bool) -> None:
+        with self._lock:
+            if pid in self._jobs:
+                raise WrongState(
+                    f"project {pid} already has a {self._jobs[pid].spec['kind']} job "
+                    f"{self._jobs[pid].state}; wait for it or cancel it"
+                )
+            if record:
+                self.repo.update_project(pid, job=spec, attempts=0, error_message=None)
+            self._jobs[pid] = _Job(pid, spec, client_id)
+        self._fifo.put(pid)
+
+    def cancel(self, project_id: str) -> bool:
+        with self._lock:
+            job = self._jobs.get(project_id)
+            if job is None:
+                return False
+            job.cancel.set()
+            if job.state == "queued":  # never started: drop it now
+                del self._jobs[project_id]
+                mark_job_finished(self.repo, project_id, "cancelled")
+                job.done.set()
+        return True
+
+    def is_active(self, project_id: str) -> bool:
+        with self._lock:
+            return project_id in self._jobs
+
+    def active_count(self, client_id: str) -> int:
+        with self._lock:
+            return sum(1 for j in self._jobs.values() if j.client_id == client_id)
+
+    def check(self) -> None:
+        if not self._threads:
+            raise RuntimeError("the inline worker is not started")
+        dead = [t.name for t in self._threads if not t.is_alive()]
+        if dead:
+            raise RuntimeError(f"worker thread(s) died: {', '.join(dead)}")
+
+    def wait(self, project_id: str, timeout: float | None = None) -> bool:
+        """Block until the project's job ends; True if it ended (or there was none)."""
+        with self._lock:
+            job = self._jobs.get(project_id)
+        return True if job is None else job.done.wait(timeout)
+
+    # ---- the worker
+    def _work(self) -> None:
+        while not self._stopping.is_set():
+            pid = self._fifo.get()
+            if pid is None:
+                return
+            with self._lock:
+                job = self._jobs.get(pid)
+                if job is None or job.state != "queued":
+                    continue  # cancelled while queued
+                job.state = "running"
+            try:
+                self._run(job)
+            except Exception:  # noqa: BLE001 - a worker thread must never die
+                log.exception("bookkeeping failed for project %s", pid)
+            finally:
+                with self._lock:
+                    if self._jobs.get(pid) is job:
+                        del self._jobs[pid]
+                job.done.set()
+                self.completed += 1
+
+    def _run(self, job: _Job) -> None:
+        from glimpse3d.db.repository import ProjectNotFound
+        from glimpse3d.pipeline.runner import PipelineRunner
+
+        pid = job.project_id
+        if self._stopping.is_set():
+            return
+        try:
+            if not mark_job_started(self.repo, pid, job.spec, self.settings.max_job_attempts):
+                return
+        except ProjectNotFound:
+            return  # deleted meanwhile
+
+        def should_cancel() -> bool:
+            if not job.cancel.is_set():
+                return False
+            if self._stopping.is_set() and job.snapshot is None:
+                try:
+                    job.snapshot = self.repo.get_project(pid)
+                except Exception:  # noqa: BLE001 - best effort; the spec is the fallback
+                    job.snapshot = {}
+            return True
+
+        runner = PipelineRunner(
+            self.repo, self.storage, self.settings,
+            on_progress=self.on_progress, should_cancel=should_cancel,
+        )
+        try:
+            runner.run_job(pid, dict(job.spec))
+        except Cancelled:
+            if self._stopping.is_set():
+                self._keep_for_resume(job)
+                return
+            mark_job_finished(self.repo, pid, "cancelled")
+        except ProjectNotFound:
+            return
+        except UserError as exc:
+            mark_job_finished(self.repo, pid, "failed", str(exc))
+        except Exception as exc:  # noqa: BLE001 - recorded on the project, logged in full
+            log.exception("job of project %s failed", pid)
+            mark_job_finished(self.repo, pid, "failed", f"internal error: {type(exc).__name__}: {exc}")
+        else:
+            mark_job_finished(self.repo, pid, "completed")
+        self._notify(pid)
+
+    def _keep_for_resume(self, job: _Job) -> None:
+        """Undo the runner's 'cancelled' after a shutdown: restore the status and the
+        recorded job (with the runner's additions, e.g. ``until_iteration``)."""
+        snap = job.snapshot or {}
+        fields: dict[str, Any] = {"job": snap.get("job") or job.spec}
+        if snap.get("status"):
+            fields.update(status=snap["status"], current_step=snap.get("current_step"))
+        self.repo.update_project(job.project_id, **fields)
+        log.info("job of project %s interrupted by shutdown; it resumes on restart",
+                 job.project_id)
+
+    def _notify(self, pid: str) -> None:
+        """Tell progress listeners that the project row changed (terminal state)."""
+        if self.on_progress is None:
+            return
+        try:
+            from glimpse3d.pipeline.runner import ProgressEvent
+
+            p = self.repo.get_project(pid)
+            self.on_progress(
+                ProgressEvent(pid, p["status"], p.get("current_step") or "",
+                              float(p.get("progress_percentage") or 0), p.get("error_message") or "")
+            )
+        except Exception:  # noqa: BLE001 - listeners are best effort
+            log.debug("progress notification failed", exc_info=True)

@@ -1,0 +1,430 @@
+"""Classic (weight-free) multiview stage: a proxy 3D shape from the input silhouette.
+
+The processed photo (square RGBA, object centred) is the view from camera 0 (elevation 30°,
+azimuth 0°, distance 1.5, SyncDreamer intrinsics; DESIGN §2). From it we build a *proxy*:
+
+1. **Visual hull under rotational similarity** – the input silhouette is assumed to be what the
+   object also looks like from ``hull_azimuths`` other azimuths around the world Z axis; a voxel
+   is inside when it projects inside the silhouette from all of them. The field is continuous
+   (min over azimuths of the silhouette's signed distance, converted to scene units), so the
+   marching-cubes surface is sub-voxel accurate.
+2. **Inflation bound** – the silhouette inflated along the view-0 rays (half-thickness
+   ``sqrt(2 R d - d²)`` from the distance transform, as a round object would be) limits the
+   depth; parts of the silhouette the hull carves away (handles, asymmetric bits) are filled
+   back from the inflation so view 0 always reproduces the whole input silhouette.
+3. **Colour** – surface points visible from view 0 take the input's colour (projected texture);
+   hidden ones take a blurred, front/back mirrored copy of it. Colours are attached to surface
+   points, so all views are mutually consistent.
+
+The surface (marching cubes) is sampled densely and rendered with a vectorised numpy point
+z-buffer (``np.minimum.at``), with small holes closed. Straight (not premultiplied) RGBA.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+from scipy import ndimage
+from skimage import measure
+
+from glimpse3d.splat.cameras import ELEVATION_DEG, Camera, orbit_camera
+
+if TYPE_CHECKING:
+    from glimpse3d.config import Settings
+
+BOUND = 0.62  # half-side of the voxel cube (scene units)
+GRID = 96  # voxels per side
+HULL_AZIMUTHS = 8  # azimuths at which the input silhouette is assumed (rotational similarity)
+INFLATION_MARGIN = 1.15  # the inflation bound is this much looser than a perfect sphere
+
+
+def _fill_bg(rgb: np.ndarray, alpha: np.ndarray, thr: float = 0.05) -> np.ndarray:
+    bg = alpha < thr
+    if not bg.any() or bg.all():
+        return rgb
+    _, (iy, ix) = ndimage.distance_transform_edt(bg, return_indices=True)
+    return rgb[iy, ix]
+
+
+def _bilinear(img: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Sample img (H,W[,C]) at pixel coords u,v (pixel centres at +0.5), clamped at edges."""
+    h, w = img.shape[:2]
+    x = np.clip(u - 0.5, 0, w - 1.0)
+    y = np.clip(v - 0.5, 0, h - 1.0)
+    x0 = np.minimum(np.floor(x).astype(np.int64), w - 2 if w > 1 else 0)
+    y0 = np.minimum(np.floor(y).astype(np.int64), h - 2 if h > 1 else 0)
+    fx, fy = x - x0, y - y0
+    x1, y1 = np.minimum(x0 + 1, w - 1), np.minimum(y0 + 1, h - 1)
+    if img.ndim == 3:
+        fx, fy = fx[:, None], fy[:, None]
+    top = img[y0, x0] * (1 - fx) + img[y0, x1] * fx
+    bot = img[y1, x0] * (1 - fx) + img[y1, x1] * fx
+    return top * (1 - fy) + bot * fy
+
+
+def _project(cam: Camera, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Project world points (N,3) -> u, v (pixels) and camera z; component-wise (fast)."""
+    r, t = cam.w2c[:3, :3], cam.w2c[:3, 3]
+    x = p[:, 0] * r[0, 0] + p[:, 1] * r[0, 1] + p[:, 2] * r[0, 2] + t[0]
+    y = p[:, 0] * r[1, 0] + p[:, 1] * r[1, 1] + p[:, 2] * r[1, 2] + t[1]
+    z = p[:, 0] * r[2, 0] + p[:, 1] * r[2, 1] + p[:, 2] * r[2, 2] + t[2]
+    zs = np.maximum(z, 1e-6)
+    return cam.fx * x / zs + cam.cx, cam.fy * y / zs + cam.cy, z
+
+
+def _rot_z(p: np.ndarray, deg: float) -> np.ndarray:
+    c, s = np.cos(np.radians(deg)), np.sin(np.radians(deg))
+    out = np.empty_like(p)
+    out[:, 0] = c * p[:, 0] - s * p[:, 1]
+    out[:, 1] = s * p[:, 0] + c * p[:, 1]
+    out[:, 2] = p[:, 2]
+    return out
+
+
+@dataclass
+class Proxy:
+    """The proxy shape of one processed image (world units, Z-up, object near the origin).
+
+    ``vertices``/``faces``/``vertex_normals``: the marching-cubes mesh (outward normals).
+    ``points(m)`` gives surface samples (``m²`` per triangle) with normals and RGB colours.
+    """
+
+    key: str
+    vertices: np.ndarray  # (V,3) float32
+    faces: np.ndarray  # (F,3) int32
+    vertex_normals: np.ndarray  # (V,3) float32, outward
+    vertex_colours: np.ndarray  # (V,3) float32 RGB [0,1]
+    rgb_front: np.ndarray = field(repr=False)  # (S,S,3) background-filled input colour
+    rgb_back: np.ndarray = field(repr=False)  # (S,S,3) blurred copy for hidden surfaces
+    depth0: np.ndarray = field(repr=False)  # (s,s) proxy depth from camera 0 (s <= 256)
+    mean_edge: float = 0.0  # mean mesh edge length (scene units)
+    _samples: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(
+        default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def points(self, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Surface samples: the centroids of an m x m subdivision of every triangle.
+
+        Returns points (N,3), unit normals (N,3), colours (N,3), all float32.
+        """
+        m = max(1, int(m))
+        with self._lock:
+            if m not in self._samples:
+                self._samples[m] = self._make_points(m)
+            return self._samples[m]
+
+    def _make_points(self, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        pts, nrm = _geometry_points(self, m)
+        return pts, nrm, self._colour(pts, nrm).astype(np.float32)
+
+    def _colour(self, pts: np.ndarray, nrm: np.ndarray) -> np.ndarray:
+        return colour_points(pts, nrm, self.rgb_front, self.rgb_back, self.depth0, self.mean_edge)
+
+
+def colour_points(pts: np.ndarray, nrm: np.ndarray, rgb_front: np.ndarray, rgb_back: np.ndarray,
+                  depth0: np.ndarray, tol: float) -> np.ndarray:
+    """RGB of surface points: the input's colour where seen from view 0, else the blurred
+    input at the front/back mirror image of the point (x -> -x), blended by facing angle."""
+    size = rgb_front.shape[0]
+    cam0 = orbit_camera(ELEVATION_DEG, 0.0, size=size)
+    u, v, z = _project(cam0, pts)
+    k = depth0.shape[0] / size
+    ui = np.clip((u * k).astype(np.int64), 0, depth0.shape[1] - 1)
+    vi = np.clip((v * k).astype(np.int64), 0, depth0.shape[0] - 1)
+    zbuf = np.where(depth0 > 0, depth0, np.inf)[vi, ui]
+    visible = z <= zbuf + 2.0 * tol
+    to_cam = cam0.center[None, :] - pts
+    to_cam /= np.linalg.norm(to_cam, axis=1, keepdims=True)
+    facing = np.sum(nrm * to_cam, axis=1)
+    w = np.clip((facing - 0.02) / 0.25, 0.0, 1.0) * visible
+    front = _bilinear(rgb_front, u, v)
+    mirrored = pts * np.array([-1.0, 1.0, 1.0], dtype=pts.dtype)
+    ub, vb, _ = _project(cam0, mirrored)
+    back = _bilinear(rgb_back, ub, vb)
+    return w[:, None] * front + (1 - w[:, None]) * back
+
+
+_CACHE: OrderedDict[str, Proxy] = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+_CACHE_SIZE = 4
+
+
+def _key(processed: np.ndarray, params: tuple) -> str:
+    h = hashlib.sha1(np.ascontiguousarray(processed).view(np.uint8).tobytes())
+    h.update(repr((processed.shape, str(processed.dtype), params)).encode())
+    return h.hexdigest()
+
+
+def build_proxy(processed: np.ndarray, *, grid: int = GRID, hull_azimuths: int = HULL_AZIMUTHS,
+                inflation: bool = False) -> Proxy:
+    """Proxy shape + colours of a processed RGBA image (S,S,4) seen from camera 0.
+
+    Cached by the content hash of ``processed`` (and the parameters), so the depth stage reuses
+    the multiview stage's proxy. Raises ``ValueError`` on an empty silhouette.
+    """
+    processed = np.asarray(processed, dtype=np.float32)
+    if processed.ndim != 3 or processed.shape[2] != 4 or processed.shape[0] != processed.shape[1]:
+        raise ValueError(f"processed must be a square RGBA (S,S,4) array, got {processed.shape}")
+    key = _key(processed, (grid, hull_azimuths, inflation))
+    with _CACHE_LOCK:
+        if key in _CACHE:
+            _CACHE.move_to_end(key)
+            return _CACHE[key]
+    proxy = _build(processed, key, grid, hull_azimuths, inflation)
+    with _CACHE_LOCK:
+        _CACHE[key] = proxy
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return proxy
+
+
+def _signed_distance(mask: np.ndarray) -> np.ndarray:
+    """Signed distance to the silhouette boundary in pixels (positive inside)."""
+    inside = ndimage.distance_transform_edt(mask)
+    outside = ndimage.distance_transform_edt(~mask)
+    return (inside - outside - 0.5 * np.sign(inside - outside)).astype(np.float32)
+
+
+def proxy_field(alpha: np.ndarray, *, grid: int = GRID, hull_azimuths: int = HULL_AZIMUTHS,
+                inflation: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Occupancy field (grid³, positive inside, ~scene units) and the voxel-centre axis (grid,).
+
+    ``alpha`` (S,S) is the processed mask seen from camera 0 at size S.
+    """
+    size = alpha.shape[0]
+    cam0 = orbit_camera(ELEVATION_DEG, 0.0, size=size)
+    mask = alpha > 0.5
+    if not mask.any():
+        raise ValueError("empty silhouette")
+    sd = _signed_distance(mask)
+    axis = np.linspace(-BOUND, BOUND, grid, dtype=np.float32)
+    gx, gy, gz = np.meshgrid(axis, axis, axis, indexing="ij")
+    pts = np.stack([gx.ravel(), gy.ravel(), gz.ravel()], axis=1)
+    px_to_world = cam0.distance / cam0.fx
+    outside_val = -float(size)
+    # 1. visual hull: the silhouette repeated at hull_azimuths azimuths around Z
+    hull = np.full(len(pts), np.inf, dtype=np.float32)
+    for k in range(max(1, hull_azimuths)):
+        q = _rot_z(pts, -360.0 * k / max(1, hull_azimuths))
+        u, v, _ = _project(cam0, q)
+        inside_img = (u >= 0) & (u < size) & (v >= 0) & (v < size)
+        val = np.where(inside_img, _bilinear(sd, u, v), outside_val)
+        hull = np.minimum(hull, val.astype(np.float32))
+    hull *= px_to_world
+    # 2. inflation along the view-0 rays: half-thickness sqrt(2Rd - d^2) around the chord
+    #    midpoints of a ball at the origin (a disc inflates to a ball, a band to a cylinder)
+    u, v, z = _project(cam0, pts)
+    inside_img = (u >= 0) & (u < size) & (v >= 0) & (v < size)
+    d_in = np.maximum(_bilinear(np.maximum(sd, 0.0), u, v), 0.0)
+    r_max = float(sd.max())
+    half = np.sqrt(np.maximum(2 * r_max * d_in - d_in**2, 0.0)) * px_to_world * INFLATION_MARGIN
+    cos2 = 1.0 / (1.0 + ((u - cam0.cx) / cam0.fx) ** 2 + ((v - cam0.cy) / cam0.fy) ** 2)
+    infl = (half - np.abs(z - cam0.distance * cos2)).astype(np.float32)
+    sil0 = np.where(inside_img, _bilinear(sd, u, v), outside_val).astype(np.float32) * px_to_world
+    infl = np.minimum(infl, sil0)
+    field_ = np.minimum(hull, infl) if inflation else hull
+    # 3. silhouette pixels the shape misses from view 0 (parts that are not alike around the
+    #    axis, e.g. a handle) are filled back from the inflation alone
+    covered = _coverage0(field_.reshape(grid, grid, grid), axis, cam0, size)
+    missing = mask & ~covered
+    if missing.sum() > 0.002 * mask.sum():
+        sd_miss = _signed_distance(ndimage.binary_dilation(missing, iterations=2) & mask)
+        miss = np.where(inside_img, _bilinear(sd_miss, u, v), outside_val) * px_to_world
+        field_ = np.maximum(field_, np.minimum(infl, miss.astype(np.float32)))
+    return field_.reshape(grid, grid, grid), axis
+
+
+def _coverage0(field_: np.ndarray, axis: np.ndarray, cam0: Camera, size: int) -> np.ndarray:
+    """Which pixels of camera 0 see occupied voxels (voxels splatted with a small footprint)."""
+    occ = field_ > 0
+    idx = np.argwhere(occ)
+    cov = np.zeros((size, size), dtype=bool)
+    if len(idx) == 0:
+        return cov
+    pts = axis[idx]
+    u, v, _ = _project(cam0, pts)
+    ui = np.clip(u.astype(np.int64), 0, size - 1)
+    vi = np.clip(v.astype(np.int64), 0, size - 1)
+    cov[vi, ui] = True
+    voxel_px = (axis[1] - axis[0]) * cam0.fx / (cam0.distance - BOUND)
+    r = int(np.ceil(voxel_px / 2 + 1))
+    return ndimage.binary_dilation(cov, iterations=r)
+
+
+def _build(processed: np.ndarray, key: str, grid: int, hull_azimuths: int,
+           inflation: bool) -> Proxy:
+    size = processed.shape[0]
+    alpha = processed[..., 3]
+    field_, axis = proxy_field(alpha, grid=grid, hull_azimuths=hull_azimuths, inflation=inflation)
+    # light smoothing removes voxel steps; pad so the surface is closed
+    field_ = ndimage.gaussian_filter(field_, 0.6)
+    padded = np.pad(field_, 1, constant_values=-1.0)
+    if padded.max() <= 0:
+        raise ValueError("the proxy is empty (silhouette too small?)")
+    step = float(axis[1] - axis[0])
+    verts, faces, normals, _ = measure.marching_cubes(padded, level=0.0, spacing=(step,) * 3)
+    verts = (verts - step + axis[0]).astype(np.float32)
+    normals = -normals  # skimage's normals point along the gradient (inwards for us)
+    verts, faces, normals = _largest_mesh_component(verts, faces.astype(np.int64), normals)
+    edges = np.linalg.norm(verts[faces] - verts[np.roll(faces, 1, axis=1)], axis=2)
+    rgb = processed[..., :3]
+    rgb_front = _fill_bg(rgb, alpha).astype(np.float32)
+    sigma = max(1.0, size / 96)
+    rgb_back = cv2.GaussianBlur(rgb_front, (0, 0), sigma)
+    # depth of the proxy from camera 0 at the input size (for visibility of surface points)
+    tmp = Proxy(key, verts, faces.astype(np.int32), normals.astype(np.float32),
+                np.zeros_like(verts), rgb_front, rgb_back, np.zeros((size, size), np.float32),
+                float(edges.mean()))
+    cam0 = orbit_camera(ELEVATION_DEG, 0.0, size=min(size, 256))
+    pts, nrm = _geometry_points(tmp, _subdivisions(tmp, cam0))
+    depth0, _ = _zbuffer(pts, nrm, None, cam0)
+    tmp.depth0 = depth0
+    tmp.vertex_colours = tmp._colour(verts, normals).astype(np.float32)
+    return tmp
+
+
+def _largest_mesh_component(verts: np.ndarray, faces: np.ndarray, normals: np.ndarray
+                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Drop tiny disconnected pieces (keep components with >= 5% of the largest's faces)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n = len(verts)
+    rows = np.concatenate([faces[:, 0], faces[:, 1], faces[:, 2]])
+    cols = np.concatenate([faces[:, 1], faces[:, 2], faces[:, 0]])
+    graph = coo_matrix((np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=(n, n))
+    ncomp, labels = connected_components(graph, directed=False)
+    if ncomp <= 1:
+        return verts, faces, normals
+    face_lab = labels[faces[:, 0]]
+    counts = np.bincount(face_lab, minlength=ncomp)
+    keep_lab = counts >= 0.05 * counts.max()
+    keep_f = keep_lab[face_lab]
+    faces = faces[keep_f]
+    used = np.zeros(n, dtype=bool)
+    used[faces.ravel()] = True
+    remap = -np.ones(n, dtype=np.int64)
+    remap[used] = np.arange(used.sum())
+    return verts[used], remap[faces], normals[used]
+
+
+def _geometry_points(proxy: Proxy, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """Surface samples without colours: centroids of an m x m subdivision of each triangle.
+
+    Returns points (N,3) and unit normals (N,3), float32.
+    """
+    bary = []
+    for i in range(m):
+        for j in range(m - i):
+            bary.append(((i + 1 / 3) / m, (j + 1 / 3) / m))  # upright sub-triangles
+            if i + j < m - 1:
+                bary.append(((i + 2 / 3) / m, (j + 2 / 3) / m))  # inverted ones
+    b = np.asarray(bary, dtype=np.float32)
+    w = np.stack([b[:, 0], b[:, 1], 1 - b[:, 0] - b[:, 1]], axis=1)  # (P,3)
+    pts = np.einsum("pk,fkc->fpc", w, proxy.vertices[proxy.faces]).reshape(-1, 3)
+    nrm = np.einsum("pk,fkc->fpc", w, proxy.vertex_normals[proxy.faces]).reshape(-1, 3)
+    nrm /= np.maximum(np.linalg.norm(nrm, axis=1, keepdims=True), 1e-9)
+    return pts.astype(np.float32), nrm.astype(np.float32)
+
+
+def _subdivisions(proxy: Proxy, camera: Camera, spacing_px: float = 0.8) -> int:
+    """Triangle subdivision so neighbouring samples are ~``spacing_px`` apart on screen
+    (for the near half of the object; the rare gaps left are closed by ``_close_holes``)."""
+    z_near = max(0.2, float(np.linalg.norm(camera.center)) - 0.3)
+    edge_px = proxy.mean_edge * max(camera.fx, camera.fy) / z_near
+    return int(np.clip(np.ceil(edge_px / spacing_px), 1, 16))
+
+
+def _zbuffer(pts: np.ndarray, nrm: np.ndarray, col: np.ndarray | None, camera: Camera
+             ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Point z-buffer: depth (H,W) float32 (0 = empty) and colour (H,W,3) if ``col`` given.
+
+    Back-facing points are culled; pixels missed between samples (at most a few, inside the
+    surface) are closed from their neighbours.
+    """
+    w, h = camera.width, camera.height
+    to_cam = camera.center[None, :].astype(np.float32) - pts
+    front = np.einsum("ij,ij->i", to_cam, nrm) > 0
+    p = pts[front]
+    u, v, z = _project(camera, p)
+    ui, vi = np.floor(u).astype(np.int64), np.floor(v).astype(np.int64)
+    ok = (ui >= 0) & (ui < w) & (vi >= 0) & (vi < h) & (z > 1e-3)
+    idx = vi[ok] * w + ui[ok]
+    zz = z[ok].astype(np.float32)
+    zbuf = np.full(h * w, np.inf, dtype=np.float32)
+    np.minimum.at(zbuf, idx, zz)
+    rgb = None
+    if col is not None:
+        win = zz <= zbuf[idx]
+        rgb = np.zeros((h * w, 3), dtype=np.float32)
+        rgb[idx[win]] = col[front][ok][win]
+        rgb = rgb.reshape(h, w, 3)
+    depth = np.where(np.isfinite(zbuf), zbuf, 0.0).reshape(h, w).astype(np.float32)
+    return _close_holes(depth, rgb)
+
+
+def _close_holes(depth: np.ndarray, rgb: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Fill empty pixels with >= 5 covered 8-neighbours (sampling gaps) from their mean."""
+    cov = (depth > 0).astype(np.float32)
+    k = np.ones((3, 3), np.float32)
+    k[1, 1] = 0
+    n = cv2.filter2D(cov, -1, k, borderType=cv2.BORDER_CONSTANT)
+    holes = (cov == 0) & (n >= 5)
+    if not holes.any():
+        return depth, rgb
+    dsum = cv2.filter2D(depth, -1, k, borderType=cv2.BORDER_CONSTANT)
+    depth = depth.copy()
+    depth[holes] = dsum[holes] / n[holes]
+    if rgb is not None:
+        csum = cv2.filter2D(rgb * cov[..., None], -1, k, borderType=cv2.BORDER_CONSTANT)
+        rgb = rgb.copy()
+        rgb[holes] = csum[holes] / n[holes][:, None]
+    return depth, rgb
+
+
+def render_proxy(proxy: Proxy, camera: Camera) -> tuple[np.ndarray, np.ndarray]:
+    """Render the proxy: straight-colour RGBA (H,W,4) float32 and camera z depth (H,W) float32
+    (0 where there is no object)."""
+    m = _subdivisions(proxy, camera)
+    pts, nrm, col = proxy.points(m)
+    depth, rgb = _zbuffer(pts, nrm, col, camera)
+    alpha = (depth > 0).astype(np.float32)
+    assert rgb is not None
+    return np.concatenate([rgb, alpha[..., None]], axis=-1), depth
+
+
+def render_proxy_depth(proxy: Proxy, camera: Camera) -> np.ndarray:
+    """Camera-space depth z (H,W) float32 of the proxy, 0 where there is no object."""
+    m = _subdivisions(proxy, camera)
+    pts, nrm, _ = proxy.points(m)
+    depth, _ = _zbuffer(pts, nrm, None, camera)
+    return depth
+
+
+class ClassicMultiview:
+    """Weight-free multiview generator: renders the silhouette proxy from each camera."""
+
+    name = "classic"
+
+    def __init__(self, grid: int = GRID, hull_azimuths: int = HULL_AZIMUTHS) -> None:
+        self.grid = grid
+        self.hull_azimuths = hull_azimuths
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> ClassicMultiview:
+        return cls()
+
+    def generate(self, processed: np.ndarray, cameras: list[Camera], seed: int = 0
+                 ) -> list[np.ndarray]:
+        """processed RGBA (S,S,4) float [0,1] -> one RGBA float32 (H,W,4) per camera.
+
+        Deterministic (``seed`` is accepted for the interface and unused).
+        """
+        proxy = build_proxy(processed, grid=self.grid, hull_azimuths=self.hull_azimuths)
+        return [render_proxy(proxy, cam)[0] for cam in cameras]

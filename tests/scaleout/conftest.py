@@ -1,0 +1,48 @@
+"""Fixtures for the scale-out tests: PostgreSQL + procrastinate settings on a real database."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+#: settings that keep a pipeline run short on 2 CPU cores
+FAST: dict[str, Any] = dict(
+    view_size=64,
+    max_gaussians=1000,
+    refine_iterations=1,
+    export_formats=["ply", "splat"],
+    cleanup_interval_minutes=0,
+)
+
+
+@pytest.fixture
+def pq_settings(pg_url: str, make_settings: Callable[..., Any]) -> Callable[..., Any]:
+    """``pq_settings(**overrides)``: settings on a fresh PostgreSQL DB with queue=procrastinate."""
+
+    def make(**overrides: Any) -> Any:
+        return make_settings(**{"database_url": pg_url, "queue": "procrastinate", **FAST,
+                                **overrides})
+
+    return make
+
+
+@pytest.fixture
+def pq(pq_settings: Callable[..., Any], tmp_path: Any) -> Iterator[tuple[Any, Any, Any]]:
+    """(settings, repo, ProcrastinateQueue) on a fresh database (local storage); started."""
+    from glimpse3d.db.repository import open_repository
+    from glimpse3d.jobs.base import make_queue
+    from glimpse3d.storage.local import LocalStorage
+
+    settings = pq_settings()
+    repo = open_repository(settings.resolved_database_url)
+    storage = LocalStorage(tmp_path / "storage")
+    storage.ensure_buckets()
+    queue = make_queue(settings, repo, storage)
+    queue.start()
+    try:
+        yield settings, repo, queue
+    finally:
+        queue.stop()
+        repo.close()
