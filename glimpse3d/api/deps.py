@@ -35,6 +35,9 @@ class ApiContext:
     sse_poll_interval: float = 0.5
     sse_keepalive: float = 15.0
     delete_wait_seconds: float = 10.0
+    #: serialized status responses: project id -> (row fingerprint, monotonic time, JSON)
+    status_cache: dict[str, tuple[tuple, float, bytes]] = field(default_factory=dict)
+    status_cache_seconds: float = 2.0
 
     def runner(self) -> PipelineRunner:
         """A pipeline runner for work done inside a request (ingest, export)."""

@@ -83,8 +83,14 @@ def is_terminal(project: dict[str, Any], job_active: bool) -> bool:
     return project.get("status") in TERMINAL and not job_active and not project.get("job")
 
 
+def _json_default(value: Any) -> str:
+    if isinstance(value, datetime):  # like the JSON responses: ISO 8601, 'Z' for UTC
+        return value.isoformat().replace("+00:00", "Z")
+    return str(value)
+
+
 def format_event(eid: int, event: str, data: dict[str, Any]) -> str:
-    return f"id: {eid}\nevent: {event}\ndata: {json.dumps(data, default=str)}\n\n"
+    return f"id: {eid}\nevent: {event}\ndata: {json.dumps(data, default=_json_default)}\n\n"
 
 
 async def project_events(

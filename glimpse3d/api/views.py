@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from glimpse3d.api.deps import ApiContext
@@ -64,10 +65,36 @@ def event_snapshot(ctx: ApiContext, p: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def build_status(ctx: ApiContext, project_id: str) -> StatusResponse:
+def status_json(ctx: ApiContext, project_id: str) -> bytes:
+    """The status response as JSON bytes, cached per project while its row is unchanged
+    (every pipeline write bumps ``updated_at``) and for at most
+    ``ctx.status_cache_seconds`` (rows written without touching the project, e.g. an
+    on-demand export in another process). Raises ``ProjectNotFound``."""
+    p = ctx.repo.get_project(project_id)
+    key = (p.get("updated_at"), p.get("status"), p.get("progress_percentage"), p.get("job"),
+           ctx.queue.is_active(project_id))
+    now = time.monotonic()
+    hit = ctx.status_cache.get(project_id)
+    if hit is not None and hit[0] == key and now - hit[1] < ctx.status_cache_seconds:
+        return hit[2]
+    body = build_status(ctx, project_id, p).model_dump_json().encode()
+    if len(ctx.status_cache) > 1024:
+        ctx.status_cache.clear()
+    ctx.status_cache[project_id] = (key, now, body)
+    return body
+
+
+def forget_status(ctx: ApiContext, project_id: str) -> None:
+    """Drop a cached status (after the API itself changed rows of the project)."""
+    ctx.status_cache.pop(project_id, None)
+
+
+def build_status(
+    ctx: ApiContext, project_id: str, project: dict[str, Any] | None = None
+) -> StatusResponse:
     """Everything about one project (raises ``ProjectNotFound``)."""
     repo = ctx.repo
-    p = repo.get_project(project_id)
+    p = project if project is not None else repo.get_project(project_id)
     exports = repo.list_exports(project_id)
     splat_files = {
         int(e["model_version"]): e["file_key"] for e in exports if e.get("format") == "splat"

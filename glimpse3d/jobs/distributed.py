@@ -29,7 +29,8 @@ At-least-once, without duplicates
 
 Timings (seconds) come from settings when they have the fields, else from the environment:
 ``GLIMPSE3D_WORKER_HEARTBEAT_SECONDS`` (10), ``GLIMPSE3D_WORKER_STALLED_SECONDS`` (30),
-``GLIMPSE3D_WORKER_POLL_SECONDS`` (5), ``GLIMPSE3D_WORKER_SHUTDOWN_SECONDS`` (30).
+``GLIMPSE3D_WORKER_POLL_SECONDS`` (5), ``GLIMPSE3D_WORKER_SHUTDOWN_SECONDS`` (20; keep it
+below the stalled timeout: heartbeats stop while a worker shuts down).
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ class WorkerTuning:
     heartbeat: float = 10.0
     stalled: float = 30.0
     poll: float = 5.0
-    shutdown: float = 30.0
+    shutdown: float = 20.0
 
     @property
     def recovery_interval(self) -> float:
@@ -369,7 +370,7 @@ class JobRunner:
         from procrastinate.exceptions import JobAborted
         from procrastinate.job_context import AbortReason
 
-        from glimpse3d.db.repository import ProjectNotFound
+        from glimpse3d.db.repository import ACTIVE_STATUSES, ProjectNotFound
         from glimpse3d.pipeline.runner import PipelineRunner
 
         project = self.repo.get_project(pid)
@@ -413,10 +414,13 @@ class JobRunner:
             return "failed"
         except Exception as exc:
             if _is_transient(exc):
-                with contextlib.suppress(Exception):  # undo the runner's 'failed' mark
+                # undo the runner's 'failed' mark: back to the stage it was in
+                last = getattr(runner, "_last_emit", None)
+                status = last[0] if last else before
+                with contextlib.suppress(Exception):
                     self.repo.update_project(
-                        pid, status=before if before not in (None, "failed") else "uploading",
-                        error_message=None,
+                        pid, error_message=None,
+                        status=status if status in ACTIVE_STATUSES else "preprocessing",
                     )
                 raise
             log.exception("job of project %s failed", pid)
@@ -451,8 +455,6 @@ class ProcrastinateQueue:
     """:class:`glimpse3d.jobs.base.JobQueue` over procrastinate: jobs run in `glimpse3d
     worker` processes on any machine that reaches the database and the storage."""
 
-    ACTIVE_TTL = 0.5  # seconds
-
     def __init__(
         self,
         settings: Settings,
@@ -471,8 +473,6 @@ class ProcrastinateQueue:
         self.app = make_app(settings, sync=True, pool_size=8)
         self._open = False
         self._lock = threading.Lock()
-        #: project id -> (monotonic time, active); answers is_active for ``ACTIVE_TTL`` s
-        self._active_cache: dict[str, tuple[float, bool]] = {}
         self._watcher = (StalledJobWatcher(self.conninfo, self.tuning.stalled,
                                            self.tuning.recovery_interval)
                          if watch_stalled else None)
@@ -511,7 +511,7 @@ class ProcrastinateQueue:
     def enqueue(self, project_id: str, job: dict[str, Any], client_id: str | None = None) -> None:
         spec = validate_job(job)
         self._ensure_open()
-        if self._active_jobs(project_id):
+        if self.is_active(project_id):
             raise WrongState(f"project {project_id} already has a queued or running job; "
                              "wait for it or cancel it")
         self.repo.update_project(project_id, job=spec, attempts=0, error_message=None)
@@ -535,7 +535,6 @@ class ProcrastinateQueue:
             raise WrongState(f"project {project_id} already has a queued job") from None
 
     def _active_jobs(self, project_id: str) -> list[dict[str, Any]]:
-        self._active_cache.pop(project_id, None)
         self._ensure_open()
         sync = self.app.connector.get_sync_connector()
         return list(sync.execute_query_all(query=_ACTIVE_SQL, lock=project_id,  # type: ignore[arg-type]
@@ -543,8 +542,15 @@ class ProcrastinateQueue:
 
     def cancel(self, project_id: str) -> bool:
         """A queued job is dropped at once (project marked cancelled); a running one is asked
-        to abort and stops at the runner's next step (within ``poll`` seconds)."""
+        to abort and stops at the runner's next step (within ``poll`` seconds). False when the
+        project has no job (or its run is only finishing)."""
+        from glimpse3d.db.repository import ProjectNotFound
+
         jobs = self._active_jobs(project_id)
+        try:
+            recorded = bool(self.repo.get_project(project_id).get("job"))
+        except ProjectNotFound:
+            recorded = False
         done = False
         for row in jobs:
             if row["status"] == "todo" and self.app.job_manager.cancel_job_by_id(
@@ -552,26 +558,23 @@ class ProcrastinateQueue:
                 mark_job_finished(self.repo, project_id, "cancelled")
                 done = True
                 continue
-            if self.app.job_manager.cancel_job_by_id(row["id"], abort=True):
+            if recorded and self.app.job_manager.cancel_job_by_id(row["id"], abort=True):
                 done = True
-        if not jobs:
-            with contextlib.suppress(Exception):
-                if self.repo.get_project(project_id).get("job"):  # recorded but lost
-                    mark_job_finished(self.repo, project_id, "cancelled")
-                    return True
+        if not jobs and recorded:  # recorded, but its procrastinate job was lost
+            mark_job_finished(self.repo, project_id, "cancelled")
+            done = True
         return done
 
     def is_active(self, project_id: str) -> bool:
-        """Queued or running; cached for ``ACTIVE_TTL`` seconds (event streams poll it)."""
-        now = time.monotonic()
-        hit = self._active_cache.get(project_id)
-        if hit is not None and now - hit[0] < self.ACTIVE_TTL:
-            return hit[1]
-        active = bool(self._active_jobs(project_id))
-        if len(self._active_cache) > 10_000:
-            self._active_cache.clear()
-        self._active_cache[project_id] = (now, active)
-        return active
+        """True while the project records a job: set by :meth:`enqueue` before the deferral,
+        cleared by the worker when the run has recorded its outcome (so a run that is only
+        finishing never blocks the next request). One primary-key read, no cache."""
+        from glimpse3d.db.repository import ProjectNotFound
+
+        try:
+            return bool(self.repo.get_project(project_id).get("job"))
+        except ProjectNotFound:
+            return False
 
     def active_count(self, client_id: str) -> int:
         return db_active_count(self.repo, client_id)

@@ -8,6 +8,7 @@ uses the same mechanism but keeps the job recorded (it is resumed, not cancelled
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -75,7 +76,8 @@ class InlineQueue:
             log.info("resuming interrupted %s job of project %s", job.get("kind"), pid)
             self._add(pid, job, client_id, record=False)
         for i in range(self.settings.worker_concurrency):
-            t = threading.Thread(target=self._work, name=f"glimpse3d-worker-{i}", daemon=True)
+            t = threading.Thread(target=self._work, args=(self._fifo,),
+                                 name=f"glimpse3d-worker-{i}", daemon=True)
             t.start()
             self._threads.append(t)
 
@@ -84,8 +86,9 @@ class InlineQueue:
         with self._lock:
             for job in self._jobs.values():
                 job.cancel.set()
+        fifo, self._fifo = self._fifo, queue.Queue()  # a later start() gets a fresh FIFO
         for _ in self._threads:
-            self._fifo.put(None)
+            fifo.put(None)
         deadline = time.monotonic() + timeout
         for t in self._threads:
             t.join(max(0.0, deadline - time.monotonic()))
@@ -95,7 +98,6 @@ class InlineQueue:
         self._threads = []
         with self._lock:  # queued jobs stay recorded in the database and resume on start
             self._jobs.clear()
-        self._fifo = queue.Queue()
 
     # ---- the JobQueue interface
     def enqueue(self, project_id: str, job: dict[str, Any], client_id: str | None = None) -> None:
@@ -121,8 +123,9 @@ class InlineQueue:
             job.cancel.set()
             if job.state == "queued":  # never started: drop it now
                 del self._jobs[project_id]
-                mark_job_finished(self.repo, project_id, "cancelled")
                 job.done.set()
+                with contextlib.suppress(LookupError):  # ProjectNotFound: deleted meanwhile
+                    mark_job_finished(self.repo, project_id, "cancelled")
         return True
 
     def is_active(self, project_id: str) -> bool:
@@ -147,9 +150,9 @@ class InlineQueue:
         return True if job is None else job.done.wait(timeout)
 
     # ---- the worker
-    def _work(self) -> None:
+    def _work(self, fifo: queue.Queue[str | None]) -> None:
         while not self._stopping.is_set():
-            pid = self._fifo.get()
+            pid = fifo.get()
             if pid is None:
                 return
             with self._lock:

@@ -12,6 +12,7 @@ import importlib
 import os
 import re
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +61,20 @@ def missing_weights_message(setting: str, value: str | None, example: str, reaso
         f"(or huggingface-cli download {target} --local-dir ...), copy the folder here and "
         f"point {var} at it."
     )
+
+
+def extra_setting(settings: Any, name: str, default: Any) -> Any:
+    """A setting that may not be a declared field yet: attribute, else ``GLIMPSE3D_<NAME>``."""
+    value = getattr(settings, name, None)
+    if value is None:
+        value = os.environ.get(f"GLIMPSE3D_{name.upper()}")
+    if value is None:
+        return default
+    if isinstance(default, bool):
+        return str(value).strip().lower() in {"1", "true", "yes", "on"}
+    if isinstance(default, int | float) and not isinstance(value, int | float):
+        return type(default)(value)
+    return value
 
 
 def is_hub_id(value: str) -> bool:
@@ -256,7 +271,10 @@ def load_failure(setting: str, value: str, example: str, exc: BaseException) -> 
 
 # ------------------------------------------------------------------ cache
 
-_CACHE: dict[tuple[str, str, str, tuple[Any, ...]], Any] = {}
+#: at most this many loaded models are kept; the least recently used is dropped first
+MAX_CACHED_MODELS = int(os.environ.get("GLIMPSE3D_MAX_CACHED_MODELS", "6"))
+
+_CACHE: OrderedDict[tuple[str, str, str, tuple[Any, ...]], Any] = OrderedDict()
 _LOCK = threading.RLock()
 
 
@@ -264,13 +282,23 @@ def cached(cls: type, model: str, device: torch.device | str, loader: Callable[[
            extra: tuple[Any, ...] = ()) -> T:
     """One loaded instance per (class, model, device[, extra]) for the whole process.
 
-    Loading is serialised by a lock so two threads never load the same weights twice.
+    Loading is serialised by a lock so two threads never load the same weights twice; the
+    cache is LRU-bounded by :data:`MAX_CACHED_MODELS` (env ``GLIMPSE3D_MAX_CACHED_MODELS``).
     """
     key = (f"{cls.__module__}.{cls.__qualname__}", str(model), str(device), tuple(extra))
     with _LOCK:
-        if key not in _CACHE:
-            _CACHE[key] = loader()
-        return _CACHE[key]
+        if key in _CACHE:
+            _CACHE.move_to_end(key)
+            return _CACHE[key]
+        value = loader()
+        _CACHE[key] = value
+        evicted = False
+        while len(_CACHE) > max(1, MAX_CACHED_MODELS):
+            _CACHE.popitem(last=False)
+            evicted = True
+        if evicted and torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        return value
 
 
 def clear_cache() -> None:

@@ -7,9 +7,13 @@ metric variants (``config.depth_estimation_type == "metric"``) predict depth in 
 a real scene. Neither is in our scene units, so :func:`fit_metric_depth` maps the
 prediction to camera-space z (OpenCV camera, scene units, 0 = no object):
 
-* with a reference depth (e.g. the classic proxy rendered from the same camera) the
-  prediction is fitted to it by least squares in inverse-depth space (``1/z = a*d + b``);
-* otherwise from the silhouette: the object is taken as a sphere at the origin whose
+* ``depth_align=proxy`` (default): the classic proxy shape that the classic multiview and
+  depth stages build from the processed photo (``glimpse3d.pipeline.multiview.build_proxy``,
+  cached) is rendered from the same camera and the prediction is fitted to it by least
+  squares in inverse-depth space (``1/z = a*d + b``) on the pixels both cover: the proxy
+  fixes scale and offset, the model supplies the shape detail. An explicit
+  ``reference_depth`` is used the same way.
+* ``depth_align=silhouette``, or when no proxy can be built: the object is taken as a sphere at the origin whose
   outline matches the silhouette (half-extent ``h`` px at focal ``f``: half-angle
   ``t = atan(h/f)``, radius ``r = distance*sin t``), so its visible surface spans
   ``z`` from ``distance - r`` (nearest point) to ``distance*cos(t)^2`` (the rim); the
@@ -26,12 +30,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from glimpse3d.errors import UserError
 from glimpse3d.models.common import (
     MissingWeightsError,
     Placement,
     cached,
     check_image,
     composite,
+    extra_setting,
     load_failure,
     missing_weights_message,
     require,
@@ -160,27 +166,55 @@ def _distance_transform(mask: np.ndarray) -> np.ndarray:
     return cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 3).astype(np.float64)
 
 
+def proxy_depth(processed: np.ndarray, camera: Camera) -> np.ndarray | None:
+    """The classic proxy's depth (H,W) z seen by ``camera`` (its size), or None when the
+    classic multiview module or a usable silhouette is not available."""
+    try:
+        from glimpse3d.pipeline.multiview import build_proxy, render_proxy_depth
+    except ImportError:
+        return None
+    proc = np.asarray(processed, dtype=np.float32)
+    if proc.ndim != 3 or proc.shape[2] != 4 or proc.shape[0] != proc.shape[1]:
+        return None
+    try:
+        return np.asarray(render_proxy_depth(build_proxy(proc), camera), dtype=np.float32)
+    except ValueError:  # empty silhouette
+        return None
+
+
+ALIGN_MODES = ("proxy", "silhouette")
+
+
 class TransformersDepth:
     """Depth backend: ``AutoModelForDepthEstimation`` + ``AutoImageProcessor``.
 
-    Settings: ``depth_model`` (hub id or local directory), ``device``.
+    Settings: ``depth_model`` (hub id or local directory), ``device``; optional
+    ``depth_align`` (``proxy`` | ``silhouette``, env ``GLIMPSE3D_DEPTH_ALIGN``).
     """
 
     name = "transformers"
 
-    def __init__(self, model: Any, processor: Any, placement: Placement, model_ref: str) -> None:
+    def __init__(self, model: Any, processor: Any, placement: Placement, model_ref: str,
+                 align: str = "proxy") -> None:
         self.model = model
         self.processor = processor
         self.placement = placement
         self.model_ref = model_ref
         kind = getattr(model.config, "depth_estimation_type", None) or "relative"
         self.inverse = kind != "metric"
+        if align not in ALIGN_MODES:
+            raise UserError(f"depth_align must be one of {', '.join(ALIGN_MODES)}, got {align!r}")
+        self.align = align
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TransformersDepth:
         ref = resolve_weights(settings.depth_model, "depth_model", EXAMPLE_MODEL)
         placement = Placement.from_settings(settings.device)
-        return cached(cls, ref, placement.device, lambda: cls.load(ref, placement))
+        align = str(extra_setting(settings, "depth_align", "proxy")).strip().lower()
+        loaded = cached(cls, ref, placement.device, lambda: cls.load(ref, placement))
+        if align == loaded.align:
+            return loaded
+        return cls(loaded.model, loaded.processor, placement, ref, align)
 
     @classmethod
     def load(cls, ref: str, placement: Placement) -> TransformersDepth:
@@ -223,11 +257,16 @@ class TransformersDepth:
 
         The view is composited over white (the generated views' background) before the
         model sees it. ``reference_depth`` (same size, 0 = unknown), when given, is the
-        depth the prediction is aligned to (see :func:`fit_metric_depth`).
+        depth the prediction is aligned to; otherwise the classic proxy's depth in
+        ``proxy`` mode, the silhouette in ``silhouette`` mode (see the module docstring).
         """
         view = check_image(view_rgba, (3, 4), "view")
-        mask = view[..., 3] if view.shape[2] == 4 else np.ones(view.shape[:2], np.float32)
+        h, w = view.shape[:2]
+        mask = view[..., 3] if view.shape[2] == 4 else np.ones((h, w), np.float32)
         rgb = composite(view, 1.0)
         pred = self.predict(rgb)
+        if reference_depth is None and self.align == "proxy":
+            cam = camera if (camera.width, camera.height) == (w, h) else camera.resized(w, h)
+            reference_depth = proxy_depth(processed, cam)
         fit = fit_metric_depth(pred, mask, camera, inverse=self.inverse, reference=reference_depth)
         return DepthResult(depth=fit.depth, confidence=fit.confidence)

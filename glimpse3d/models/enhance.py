@@ -21,7 +21,6 @@ foreground (``color_match`` weight).
 from __future__ import annotations
 
 import math
-import os
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -37,6 +36,7 @@ from glimpse3d.models.common import (
     cached,
     check_image,
     diffusers_kwargs,
+    extra_setting,
     kwargs_dtype,
     load_failure,
     local_variant,
@@ -81,20 +81,6 @@ def strength_value(strength: float | str) -> float:
     value = float(strength)
     if not math.isfinite(value) or value <= 0.0 or value > 1.0:
         raise UserError(f"enhancement strength must be in (0, 1], got {strength}")
-    return value
-
-
-def extra_setting(settings: Settings, name: str, default: Any) -> Any:
-    """A setting that may not be a declared field yet: attribute, else ``GLIMPSE3D_<NAME>``."""
-    value = getattr(settings, name, None)
-    if value is None:
-        value = os.environ.get(f"GLIMPSE3D_{name.upper()}")
-    if value is None:
-        return default
-    if isinstance(default, bool):
-        return str(value).strip().lower() in {"1", "true", "yes", "on"}
-    if isinstance(default, int | float) and not isinstance(value, int | float):
-        return type(default)(value)
     return value
 
 

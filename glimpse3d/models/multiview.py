@@ -1,10 +1,11 @@
 """Novel-view generation for the 16 SyncDreamer cameras (DESIGN §2).
 
-* :class:`Zero123Multiview` - Zero-1-to-3 (``kxic/zero123-xl``-style) built from diffusers
+* :class:`Zero123Multiview` - Zero-1-to-3 built from diffusers
   and transformers components. diffusers ships no Zero123 pipeline class, so the sampler
   is implemented here on ``UNet2DConditionModel`` + ``AutoencoderKL`` + a scheduler + a
   ``CLIPVisionModelWithProjection``; the checkpoint directory layout is the one of the
-  public diffusers ports (``bennyguo/zero123-xl-diffusers``, ``ashawkey/zero123-xl-diffusers``)::
+  public diffusers conversions (``kxic/zero123-xl``, ``kxic/zero123-165000``, converted
+  from ``cvlab/zero123-weights`` by kxhit/zero123-hf)::
 
       model_index.json
       unet/               UNet2DConditionModel, in_channels=8 (noisy latents + input latents)
@@ -57,7 +58,7 @@ from glimpse3d.splat.cameras import AZIMUTH_STEP_DEG, ELEVATION_DEG, NUM_VIEWS, 
 if TYPE_CHECKING:
     from glimpse3d.config import Settings
 
-EXAMPLE_MODEL = "bennyguo/zero123-xl-diffusers"
+EXAMPLE_MODEL = "kxic/zero123-xl"
 
 _CC_CLASS: list[type] = []
 
@@ -278,7 +279,8 @@ class Zero123Multiview:
                 if cfg:
                     e_u, e_c = eps.chunk(2)
                     eps = e_u + self.guidance_scale * (e_c - e_u)
-                latents = self.scheduler.step(eps, t, latents).prev_sample
+                # the scheduler update runs in fp32 (fp16 loses small noise residuals)
+                latents = self.scheduler.step(eps.float(), t, latents.float()).prev_sample.to(dt)
             img = self.vae.decode(latents / self.vae.config.scaling_factor).sample
             img = ((img.float() + 1.0) / 2.0).clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
             outs.append(img)

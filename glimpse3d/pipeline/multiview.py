@@ -40,7 +40,8 @@ if TYPE_CHECKING:
 
 BOUND = 0.62  # half-side of the voxel cube (scene units)
 GRID = 96  # voxels per side
-HULL_AZIMUTHS = 8  # azimuths at which the input silhouette is assumed (rotational similarity)
+HULL_AZIMUTHS = 16  # azimuths at which the input silhouette is assumed (rotational similarity)
+EDGE_SIGMA = 0.7  # px, feather of the rendered alpha
 INFLATION_MARGIN = 1.15  # the inflation bound is this much looser than a perfect sphere
 
 
@@ -53,38 +54,23 @@ def _fill_bg(rgb: np.ndarray, alpha: np.ndarray, thr: float = 0.05) -> np.ndarra
 
 
 def _bilinear(img: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Sample img (H,W[,C]) at pixel coords u,v (pixel centres at +0.5), clamped at edges."""
-    h, w = img.shape[:2]
-    x = np.clip(u - 0.5, 0, w - 1.0)
-    y = np.clip(v - 0.5, 0, h - 1.0)
-    x0 = np.minimum(np.floor(x).astype(np.int64), w - 2 if w > 1 else 0)
-    y0 = np.minimum(np.floor(y).astype(np.int64), h - 2 if h > 1 else 0)
-    fx, fy = x - x0, y - y0
-    x1, y1 = np.minimum(x0 + 1, w - 1), np.minimum(y0 + 1, h - 1)
-    if img.ndim == 3:
-        fx, fy = fx[:, None], fy[:, None]
-    top = img[y0, x0] * (1 - fx) + img[y0, x1] * fx
-    bot = img[y1, x0] * (1 - fx) + img[y1, x1] * fx
-    return top * (1 - fy) + bot * fy
+    """Sample img (H,W[,C<=4]) float32 at pixel coords u,v (pixel centres at +0.5), clamped at
+    the edges (``cv2.remap``, bilinear). Returns (N[,C]) float32."""
+    n = len(u)
+    cols = 1024
+    rows = max(1, -(-n // cols))
+    mx = np.zeros(rows * cols, dtype=np.float32)
+    my = np.zeros(rows * cols, dtype=np.float32)
+    mx[:n] = u - 0.5
+    my[:n] = v - 0.5
+    out = cv2.remap(np.ascontiguousarray(img, dtype=np.float32), mx.reshape(rows, cols),
+                    my.reshape(rows, cols), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return out.reshape(rows * cols, *img.shape[2:])[:n]
 
 
 def _project(cam: Camera, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Project world points (N,3) -> u, v (pixels) and camera z; component-wise (fast)."""
-    r, t = cam.w2c[:3, :3], cam.w2c[:3, 3]
-    x = p[:, 0] * r[0, 0] + p[:, 1] * r[0, 1] + p[:, 2] * r[0, 2] + t[0]
-    y = p[:, 0] * r[1, 0] + p[:, 1] * r[1, 1] + p[:, 2] * r[1, 2] + t[1]
-    z = p[:, 0] * r[2, 0] + p[:, 1] * r[2, 1] + p[:, 2] * r[2, 2] + t[2]
-    zs = np.maximum(z, 1e-6)
-    return cam.fx * x / zs + cam.cx, cam.fy * y / zs + cam.cy, z
-
-
-def _rot_z(p: np.ndarray, deg: float) -> np.ndarray:
-    c, s = np.cos(np.radians(deg)), np.sin(np.radians(deg))
-    out = np.empty_like(p)
-    out[:, 0] = c * p[:, 0] - s * p[:, 1]
-    out[:, 1] = s * p[:, 0] + c * p[:, 1]
-    out[:, 2] = p[:, 2]
-    return out
+    """Project world points (N,3) -> u, v (pixels) and camera z (float32)."""
+    return _project_mat(cam.w2c[:3], cam, np.asarray(p, dtype=np.float32))
 
 
 @dataclass
@@ -129,20 +115,27 @@ class Proxy:
 
 def colour_points(pts: np.ndarray, nrm: np.ndarray, rgb_front: np.ndarray, rgb_back: np.ndarray,
                   depth0: np.ndarray, tol: float) -> np.ndarray:
-    """RGB of surface points: the input's colour where seen from view 0, else the blurred
-    input at the front/back mirror image of the point (x -> -x), blended by facing angle."""
+    """RGB (N,3) of surface points (N,3) with outward normals (N,3).
+
+    Points seen from view 0 take the input's colour at their projection (projected texture);
+    the others take the blurred input at the front/back mirror image of the point (x -> -x,
+    i.e. the matching point on the visible side), so the hidden side keeps the front's colours
+    and brightness without copying its details. The two are blended by how squarely the
+    surface faces camera 0, which hides texture stretching on grazing surfaces.
+    """
     size = rgb_front.shape[0]
     cam0 = orbit_camera(ELEVATION_DEG, 0.0, size=size)
     u, v, z = _project(cam0, pts)
     k = depth0.shape[0] / size
     ui = np.clip((u * k).astype(np.int64), 0, depth0.shape[1] - 1)
     vi = np.clip((v * k).astype(np.int64), 0, depth0.shape[0] - 1)
-    zbuf = np.where(depth0 > 0, depth0, np.inf)[vi, ui]
-    visible = z <= zbuf + 2.0 * tol
+    zmax = ndimage.maximum_filter(np.where(depth0 > 0, depth0, np.inf), size=3)
+    visible = z <= zmax[vi, ui] + max(2.0 * tol, 0.02)
     to_cam = cam0.center[None, :] - pts
     to_cam /= np.linalg.norm(to_cam, axis=1, keepdims=True)
     facing = np.sum(nrm * to_cam, axis=1)
-    w = np.clip((facing - 0.02) / 0.25, 0.0, 1.0) * visible
+    t = np.clip((facing - 0.02) / 0.12, 0.0, 1.0)
+    w = (t * t * (3 - 2 * t)) * visible
     front = _bilinear(rgb_front, u, v)
     mirrored = pts * np.array([-1.0, 1.0, 1.0], dtype=pts.dtype)
     ub, vb, _ = _project(cam0, mirrored)
@@ -191,11 +184,48 @@ def _signed_distance(mask: np.ndarray) -> np.ndarray:
     return (inside - outside - 0.5 * np.sign(inside - outside)).astype(np.float32)
 
 
+def _sample(img: np.ndarray, u: np.ndarray, v: np.ndarray, outside: float) -> np.ndarray:
+    """Bilinear samples of a float32 (H,W) image at pixel coords u,v (pixel centres at +0.5);
+    ``outside`` beyond the image. Uses ``cv2.remap`` (fast, vectorised)."""
+    n = len(u)
+    cols = 1024
+    rows = -(-n // cols)
+    mx = np.full(rows * cols, -10.0, dtype=np.float32)
+    my = np.full(rows * cols, -10.0, dtype=np.float32)
+    mx[:n] = u - 0.5
+    my[:n] = v - 0.5
+    out = cv2.remap(img.astype(np.float32, copy=False), mx.reshape(rows, cols),
+                    my.reshape(rows, cols), cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                    borderValue=float(outside))
+    return out.ravel()[:n]
+
+
+def _project_mat(w2c: np.ndarray, cam: Camera, p: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Project points (N,3) float32 with a 3x4 world-to-camera matrix and ``cam``'s intrinsics."""
+    r = w2c.astype(np.float32)
+    x = p @ r[0, :3] + r[0, 3]
+    y = p @ r[1, :3] + r[1, 3]
+    z = p @ r[2, :3] + r[2, 3]
+    zs = np.maximum(z, 1e-6)
+    return np.float32(cam.fx) * x / zs + np.float32(cam.cx), np.float32(cam.fy) * y / zs + np.float32(cam.cy), z
+
+
+def _rz(deg: float) -> np.ndarray:
+    c, s = np.cos(np.radians(deg)), np.sin(np.radians(deg))
+    m = np.eye(4)
+    m[:2, :2] = [[c, -s], [s, c]]
+    return m
+
+
 def proxy_field(alpha: np.ndarray, *, grid: int = GRID, hull_azimuths: int = HULL_AZIMUTHS,
                 inflation: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Occupancy field (grid³, positive inside, ~scene units) and the voxel-centre axis (grid,).
+    """Occupancy field (grid³, positive inside, scene units, clamped to a few voxels around the
+    surface) and the voxel-centre axis (grid,).
 
-    ``alpha`` (S,S) is the processed mask seen from camera 0 at size S.
+    ``alpha`` (S,S) is the processed mask seen from camera 0 at size S. The hull value of a
+    voxel is the minimum over the azimuths of the silhouette's signed distance at its
+    projection (camera 0 composed with a rotation about Z), converted to scene units.
     """
     size = alpha.shape[0]
     cam0 = orbit_camera(ELEVATION_DEG, 0.0, size=size)
@@ -207,37 +237,48 @@ def proxy_field(alpha: np.ndarray, *, grid: int = GRID, hull_azimuths: int = HUL
     gx, gy, gz = np.meshgrid(axis, axis, axis, indexing="ij")
     pts = np.stack([gx.ravel(), gy.ravel(), gz.ravel()], axis=1)
     px_to_world = cam0.distance / cam0.fx
-    outside_val = -float(size)
-    # 1. visual hull: the silhouette repeated at hull_azimuths azimuths around Z
-    hull = np.full(len(pts), np.inf, dtype=np.float32)
-    for k in range(max(1, hull_azimuths)):
-        q = _rot_z(pts, -360.0 * k / max(1, hull_azimuths))
-        u, v, _ = _project(cam0, q)
-        inside_img = (u >= 0) & (u < size) & (v >= 0) & (v < size)
-        val = np.where(inside_img, _bilinear(sd, u, v), outside_val)
-        hull = np.minimum(hull, val.astype(np.float32))
-    hull *= px_to_world
+    voxel = float(axis[1] - axis[0])
+    margin_px = 4.0 * voxel / px_to_world  # field values below -4 voxels are clamped
+    # 1. visual hull: the silhouette repeated at hull_azimuths azimuths around Z; voxels
+    #    already well outside are dropped from later azimuths
+    u0, v0, z0 = _project_mat(cam0.w2c[:3], cam0, pts)
+    hull = np.maximum(_sample(sd, u0, v0, -margin_px), -margin_px)
+    active = np.nonzero(hull > -margin_px)[0]
+    n_az = max(1, hull_azimuths)
+    for k in range(1, n_az):
+        w2c = (cam0.w2c @ _rz(-360.0 * k / n_az))[:3]
+        u, v, _ = _project_mat(w2c, cam0, pts[active])
+        val = _sample(sd, u, v, -margin_px)
+        hull[active] = np.minimum(hull[active], val)
+        active = active[hull[active] > -margin_px]
+    hull = np.maximum(hull, -margin_px) * px_to_world
     # 2. inflation along the view-0 rays: half-thickness sqrt(2Rd - d^2) around the chord
     #    midpoints of a ball at the origin (a disc inflates to a ball, a band to a cylinder)
-    u, v, z = _project(cam0, pts)
-    inside_img = (u >= 0) & (u < size) & (v >= 0) & (v < size)
-    d_in = np.maximum(_bilinear(np.maximum(sd, 0.0), u, v), 0.0)
-    r_max = float(sd.max())
-    half = np.sqrt(np.maximum(2 * r_max * d_in - d_in**2, 0.0)) * px_to_world * INFLATION_MARGIN
-    cos2 = 1.0 / (1.0 + ((u - cam0.cx) / cam0.fx) ** 2 + ((v - cam0.cy) / cam0.fy) ** 2)
-    infl = (half - np.abs(z - cam0.distance * cos2)).astype(np.float32)
-    sil0 = np.where(inside_img, _bilinear(sd, u, v), outside_val).astype(np.float32) * px_to_world
-    infl = np.minimum(infl, sil0)
-    field_ = np.minimum(hull, infl) if inflation else hull
+    def inflated(sel: np.ndarray) -> np.ndarray:
+        u, v, z = u0[sel], v0[sel], z0[sel]
+        d_in = np.maximum(_sample(sd, u, v, 0.0), 0.0)
+        r_max = float(sd.max())
+        half = np.sqrt(np.maximum(2 * r_max * d_in - d_in**2, 0.0)) * px_to_world * INFLATION_MARGIN
+        cos2 = 1.0 / (1.0 + ((u - cam0.cx) / cam0.fx) ** 2 + ((v - cam0.cy) / cam0.fy) ** 2)
+        inf = half - np.abs(z - cam0.distance * cos2)
+        return np.minimum(inf, _sample(sd, u, v, -margin_px) * px_to_world).astype(np.float32)
+
+    field_ = hull
+    if inflation:
+        field_ = np.minimum(hull, inflated(np.arange(len(pts))))
     # 3. silhouette pixels the shape misses from view 0 (parts that are not alike around the
     #    axis, e.g. a handle) are filled back from the inflation alone
     covered = _coverage0(field_.reshape(grid, grid, grid), axis, cam0, size)
     missing = mask & ~covered
     if missing.sum() > 0.002 * mask.sum():
-        sd_miss = _signed_distance(ndimage.binary_dilation(missing, iterations=2) & mask)
-        miss = np.where(inside_img, _bilinear(sd_miss, u, v), outside_val) * px_to_world
-        field_ = np.maximum(field_, np.minimum(infl, miss.astype(np.float32)))
-    return field_.reshape(grid, grid, grid), axis
+        region = ndimage.binary_dilation(missing, iterations=2) & mask
+        sd_miss = _signed_distance(region)
+        sel = np.nonzero(_sample(sd_miss, u0, v0, -margin_px) > -margin_px)[0]
+        miss = _sample(sd_miss, u0[sel], v0[sel], -margin_px) * px_to_world
+        field_ = field_.copy()
+        field_[sel] = np.maximum(field_[sel], np.minimum(inflated(sel), miss))
+    lim = margin_px * px_to_world
+    return np.clip(field_, -lim, lim).reshape(grid, grid, grid), axis
 
 
 def _coverage0(field_: np.ndarray, axis: np.ndarray, cam0: Camera, size: int) -> np.ndarray:
@@ -270,12 +311,15 @@ def _build(processed: np.ndarray, key: str, grid: int, hull_azimuths: int,
     step = float(axis[1] - axis[0])
     verts, faces, normals, _ = measure.marching_cubes(padded, level=0.0, spacing=(step,) * 3)
     verts = (verts - step + axis[0]).astype(np.float32)
-    normals = -normals  # skimage's normals point along the gradient (inwards for us)
+    # gradient_direction="descent": normals point to lower field values, i.e. outwards here;
+    # checked against the centroid in case of a degenerate field
+    if np.mean(np.sum((verts - verts.mean(axis=0)) * normals, axis=1)) < 0:
+        normals = -normals
     verts, faces, normals = _largest_mesh_component(verts, faces.astype(np.int64), normals)
     edges = np.linalg.norm(verts[faces] - verts[np.roll(faces, 1, axis=1)], axis=2)
     rgb = processed[..., :3]
     rgb_front = _fill_bg(rgb, alpha).astype(np.float32)
-    sigma = max(1.0, size / 96)
+    sigma = max(1.0, size / 48)
     rgb_back = cv2.GaussianBlur(rgb_front, (0, 0), sigma)
     # depth of the proxy from camera 0 at the input size (for visibility of surface points)
     tmp = Proxy(key, verts, faces.astype(np.int32), normals.astype(np.float32),
@@ -327,9 +371,9 @@ def _geometry_points(proxy: Proxy, m: int) -> tuple[np.ndarray, np.ndarray]:
                 bary.append(((i + 2 / 3) / m, (j + 2 / 3) / m))  # inverted ones
     b = np.asarray(bary, dtype=np.float32)
     w = np.stack([b[:, 0], b[:, 1], 1 - b[:, 0] - b[:, 1]], axis=1)  # (P,3)
-    pts = np.einsum("pk,fkc->fpc", w, proxy.vertices[proxy.faces]).reshape(-1, 3)
-    nrm = np.einsum("pk,fkc->fpc", w, proxy.vertex_normals[proxy.faces]).reshape(-1, 3)
-    nrm /= np.maximum(np.linalg.norm(nrm, axis=1, keepdims=True), 1e-9)
+    pts = np.matmul(w[None], proxy.vertices[proxy.faces]).reshape(-1, 3)
+    nrm = np.matmul(w[None], proxy.vertex_normals[proxy.faces]).reshape(-1, 3)
+    nrm /= np.maximum(np.sqrt(np.einsum("ij,ij->i", nrm, nrm))[:, None], 1e-9)
     return pts.astype(np.float32), nrm.astype(np.float32)
 
 
@@ -349,8 +393,7 @@ def _zbuffer(pts: np.ndarray, nrm: np.ndarray, col: np.ndarray | None, camera: C
     surface) are closed from their neighbours.
     """
     w, h = camera.width, camera.height
-    to_cam = camera.center[None, :].astype(np.float32) - pts
-    front = np.einsum("ij,ij->i", to_cam, nrm) > 0
+    front = nrm @ camera.center.astype(np.float32) > np.einsum("ij,ij->i", nrm, pts)
     p = pts[front]
     u, v, z = _project(camera, p)
     ui, vi = np.floor(u).astype(np.int64), np.floor(v).astype(np.int64)
@@ -394,9 +437,22 @@ def render_proxy(proxy: Proxy, camera: Camera) -> tuple[np.ndarray, np.ndarray]:
     m = _subdivisions(proxy, camera)
     pts, nrm, col = proxy.points(m)
     depth, rgb = _zbuffer(pts, nrm, col, camera)
-    alpha = (depth > 0).astype(np.float32)
     assert rgb is not None
-    return np.concatenate([rgb, alpha[..., None]], axis=-1), depth
+    cov = (depth > 0).astype(np.float32)
+    # anti-aliased edge: a half-pixel feather (the 0.5 level stays on the covered pixels)
+    alpha = cv2.GaussianBlur(cov, (0, 0), EDGE_SIGMA) if EDGE_SIGMA > 0 else cov
+    if EDGE_SIGMA > 0:
+        alpha = np.where(cov > 0, np.maximum(alpha, 0.5 + 1e-3), np.minimum(alpha, 0.5 - 1e-3))
+        alpha[alpha < 0.02] = 0.0
+        alpha[(cov > 0) & (alpha > 0.98)] = 1.0
+        ring = (cov == 0) & (alpha > 0)
+        if ring.any():  # colour of the outer ring pixels from their covered neighbours
+            k = np.ones((3, 3), np.float32)
+            n = cv2.filter2D(cov, -1, k, borderType=cv2.BORDER_CONSTANT)
+            csum = cv2.filter2D(rgb * cov[..., None], -1, k, borderType=cv2.BORDER_CONSTANT)
+            rgb = rgb.copy()
+            rgb[ring] = csum[ring] / np.maximum(n[ring], 1.0)[:, None]
+    return np.concatenate([rgb, alpha[..., None]], axis=-1).astype(np.float32), depth
 
 
 def render_proxy_depth(proxy: Proxy, camera: Camera) -> np.ndarray:

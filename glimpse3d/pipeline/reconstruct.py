@@ -34,11 +34,13 @@ from glimpse3d.splat.rasterizer import render
 from glimpse3d.splat.training import TrainConfig, prepare_target, train
 
 INIT_OPACITY = 0.6
+NEIGHBOUR_SCALE = 0.5  # gaussian sigma as a fraction of the RMS 3-nearest-neighbour distance
 SILHOUETTE_DILATE_PX = 2
 MIN_SILHOUETTE_AGREEMENT = 0.85  # fraction of the views seeing a point that must agree
 FREE_SPACE_TOLERANCE = 0.04  # relative depth margin before a point counts as "in front"
 MAX_FREE_SPACE_VIOLATIONS = 0.2  # fraction of the views seeing a point
 MAX_RAW_POINTS = 400_000
+FINE_GRID = 160  # voxels across the object for the first fusion pass
 
 
 class ReconstructionError(UserError):
@@ -52,8 +54,10 @@ def default_train_config(max_gaussians: int, seed: int) -> TrainConfig:
     return TrainConfig(
         steps=300,
         image_size=128,
-        lr_means=1.0e-3,
-        lr_means_final=1.0e-5,
+        lr_means=3.0e-3,
+        lr_means_final=3.0e-5,
+        lr_log_scales=1.0e-2,
+        lr_opacity=0.1,
         lr_sh_dc=1.0e-2,
         lambda_dssim=0.2,
         lambda_alpha=0.2,
@@ -118,14 +122,17 @@ def _consistency_keep(
 ) -> np.ndarray:
     """Boolean (M,) of points consistent with the other views' silhouettes and free space."""
     m = len(points)
+    pts = points.astype(np.float32)
     seen = np.zeros(m, dtype=np.int32)
     inside = np.zeros(m, dtype=np.int32)
     violations = np.zeros(m, dtype=np.int32)
     for mask, depth, cam in zip(sil, depths, cameras, strict=True):
-        uv, z = cam.project(points)
+        p_cam = pts @ cam.w2c[:3, :3].T.astype(np.float32) + cam.w2c[:3, 3].astype(np.float32)
+        z = p_cam[:, 2]
+        zs = np.where(z > 1e-6, z, 1.0)
         h, w = mask.shape
-        col = np.floor(uv[:, 0]).astype(np.int64)
-        row = np.floor(uv[:, 1]).astype(np.int64)
+        col = np.floor(cam.fx * p_cam[:, 0] / zs + cam.cx).astype(np.int64)
+        row = np.floor(cam.fy * p_cam[:, 1] / zs + cam.cy).astype(np.int64)
         ok = (z > 1e-6) & (col >= 0) & (col < w) & (row >= 0) & (row < h)
         idx = np.nonzero(ok)[0]
         r, c = row[idx], col[idx]
@@ -169,8 +176,8 @@ def init_from_depth(
 ) -> GaussianModel:
     """Fused, silhouette-consistent point cloud of the views as isotropic gaussians.
 
-    At most ``max_points`` gaussians (degree-0 SH, opacity 0.6, scale = RMS distance to the
-    3 nearest neighbours, clamped to [0.002, 0.05] scene units). ``seed`` drives the random
+    At most ``max_points`` gaussians (degree-0 SH, opacity 0.6, sigma = 0.5 x the RMS distance
+    to the 3 nearest neighbours, clamped to [0.002, 0.03] scene units). ``seed`` drives the random
     subsampling used when the views hold more than 400k foreground pixels.
     """
     _check_inputs(views, depths, cameras)
@@ -202,12 +209,12 @@ def init_from_depth(
 
     # Fine fusion first (cheap consistency checks), then the budgeted grid.
     extent = float(np.ptp(points, axis=0).max()) or 1e-3
-    points, colors = voxel_downsample(points, colors, extent / 256.0)
+    points, colors = voxel_downsample(points, colors, extent / FINE_GRID)
     if len(cams) > 1:
         keep = _consistency_keep(points, sil, deps, cams)
         if keep.sum() >= max(10, 0.05 * len(keep)):  # never wipe the cloud out entirely
             points, colors = points[keep], colors[keep]
-    voxel = extent / 256.0
+    voxel = extent / FINE_GRID
     if len(points) > max_points:
         lo, hi = voxel, voxel
         while _count_voxels(points, hi) > max_points:
@@ -230,7 +237,7 @@ def init_from_depth(
         scale = np.sqrt(np.mean(dist[:, 1:] ** 2, axis=1))
     else:
         scale = np.full(len(points), voxel)
-    scale = np.clip(scale, 0.002, 0.05)
+    scale = np.clip(NEIGHBOUR_SCALE * scale, 0.002, 0.03)
     return GaussianModel.from_points(
         points.astype(np.float32), colors.astype(np.float32), scale=scale.astype(np.float32),
         opacity=INIT_OPACITY,

@@ -141,16 +141,18 @@ def make_cylinder(handle: bool = True) -> SyntheticObject:
 def make_box(yaw_deg: float = 25.0) -> SyntheticObject:
     """A box 0.7 x 0.5 x 0.55 turned by ``yaw_deg`` about Z, one colour per face + grid lines."""
     c, s = np.cos(np.radians(yaw_deg)), np.sin(np.radians(yaw_deg))
-    rot = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])  # local box -> world
     half = np.array([0.35, 0.25, 0.275])
     face_cols = np.array([[0.85, 0.3, 0.25], [0.25, 0.6, 0.85], [0.95, 0.8, 0.3],
                           [0.35, 0.75, 0.4], [0.7, 0.45, 0.8], [0.9, 0.6, 0.4]])
 
+    def to_box(q: np.ndarray) -> np.ndarray:  # world-aligned local -> box axes (q @ rot)
+        return np.stack([c * q[:, 0] + s * q[:, 1], c * q[:, 1] - s * q[:, 0], q[:, 2]], axis=1)
+
     def sdf(q: np.ndarray) -> np.ndarray:
-        return sdf_box(q @ rot, half)
+        return sdf_box(to_box(q), half)
 
     def albedo(q: np.ndarray, n: np.ndarray) -> np.ndarray:
-        b = q @ rot
+        b = to_box(q)
         r = b / half
         axis = np.argmax(np.abs(r), axis=1)
         sign = (r[np.arange(len(r)), axis] > 0).astype(int)
@@ -240,6 +242,14 @@ def _trace(obj: SyntheticObject, origin: np.ndarray, dirs: np.ndarray,
         keep = ~done & (tt[active] < t_far[active])
         active = active[keep]
     t[cand] = tt
+    # Newton steps along the rays sharpen the hit point (the tracer stops eps away from it)
+    idx = np.nonzero(hit)[0]
+    for _ in range(2):
+        if len(idx) == 0:
+            break
+        p = origin + dirs[idx] * t[idx, None]
+        g_d = np.sum(obj.normals(p) * dirs[idx], axis=1)
+        t[idx] -= obj.world_sdf(p) / np.minimum(g_d, -0.2)
     return hit, t
 
 
@@ -310,11 +320,12 @@ def fit_view0(obj: SyntheticObject, fill: float = 0.85, size: int = 256,
 
 
 def synthetic_photo(obj: SyntheticObject, size: int = 512, background: tuple[float, float, float]
-                    = (0.94, 0.93, 0.91), seed: int = 0) -> tuple[Image.Image, np.ndarray]:
+                    = (0.94, 0.93, 0.91), seed: int = 0, ssaa: int = 2
+                    ) -> tuple[Image.Image, np.ndarray]:
     """A photo of the object from view 0 on a plain light background with a soft gradient and
     mild noise; returns the RGB Pillow image and the true coverage mask (H,W) float32."""
     cam = orbit_camera(30.0, 0.0, size=size)
-    rgba, _ = render_truth(obj, cam, ssaa=2)
+    rgba, _ = render_truth(obj, cam, ssaa=ssaa)
     yy = np.linspace(0.0, 1.0, size)[:, None, None]
     bg = np.asarray(background)[None, None, :] * (1.0 - 0.08 * yy)
     rng = np.random.default_rng(seed)
@@ -335,3 +346,43 @@ def silhouette_iou(a: np.ndarray, b: np.ndarray, thr: float = 0.5) -> float:
     ma, mb = np.asarray(a) > thr, np.asarray(b) > thr
     union = (ma | mb).sum()
     return float((ma & mb).sum() / union) if union else 1.0
+
+
+def make_sample_photos(out_dir: str) -> dict[str, str]:
+    """Write the bundled sample photos (``glimpse3d/samples``): ``mug.png`` (rendered mug on a
+    plain light background, no alpha), ``coffee.jpg`` (scikit-image's ``coffee`` photo, cropped)
+    and ``toy.png`` (a rendered bumpy toy with a real alpha channel). Returns name -> path."""
+    from pathlib import Path
+
+    from skimage import data as skdata
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, str] = {}
+    # mug: object at ~62% of the frame, soft vertical gradient, faint contact shadow
+    size = 640
+    mug = fit_view0(make_cylinder(handle=True), fill=0.62, size=256)
+    cam = orbit_camera(30.0, 0.0, size=size)
+    rgba, _ = render_truth(mug, cam, ssaa=2)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    bg = np.array([0.95, 0.94, 0.92])[None, None] * (1.0 - 0.07 * yy[..., None])
+    ys, xs = np.nonzero(rgba[..., 3] > 0.5)
+    cy, cx = ys.max() / size, xs.mean() / size
+    shadow = np.exp(-(((xx - cx) / 0.22) ** 2 + ((yy - cy) / 0.035) ** 2)) * 0.18
+    bg = bg * (1.0 - shadow[..., None])
+    a = rgba[..., 3:4]
+    img = rgba[..., :3] * a + bg * (1 - a)
+    Image.fromarray((np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8), "RGB").save(
+        out / "mug.png", optimize=True)
+    paths["mug"] = str(out / "mug.png")
+    # coffee: scikit-image's cup photo (600x400), trimmed to the cup and saucer
+    coffee = skdata.coffee()[:, 10:570]
+    Image.fromarray(coffee).save(out / "coffee.jpg", quality=90)
+    paths["coffee"] = str(out / "coffee.jpg")
+    # toy: bumpy blob with a transparent background
+    toy = fit_view0(make_blob(), fill=0.7, size=256)
+    rgba, _ = render_truth(toy, orbit_camera(30.0, 0.0, size=600), ssaa=2)
+    Image.fromarray((np.clip(rgba, 0, 1) * 255 + 0.5).astype(np.uint8), "RGBA").save(
+        out / "toy.png", optimize=True)
+    paths["toy"] = str(out / "toy.png")
+    return paths

@@ -202,16 +202,46 @@ def _segment_exclusive_cumsum(values: torch.Tensor, seg: torch.Tensor) -> torch.
     return excl - excl[start]
 
 
-def _pair_alpha(
-    proj: Projected, gid: torch.Tensor, px: torch.Tensor, py: torch.Tensor
-) -> torch.Tensor:
-    """Unclamped ``opacity * exp(-0.5 d^T conic d)`` for gaussian/pixel pairs."""
-    m = proj.means2d[gid]
-    con = proj.conics[gid]
-    dx = px.to(m.dtype) + 0.5 - m[:, 0]
-    dy = py.to(m.dtype) + 0.5 - m[:, 1]
-    power = -0.5 * (con[:, 0] * dx * dx + con[:, 2] * dy * dy) - con[:, 1] * dx * dy
-    return proj.opacities[gid] * torch.exp(power)
+def _pair_alpha(g: torch.Tensor, px: torch.Tensor, py: torch.Tensor) -> torch.Tensor:
+    """Unclamped ``opacity * exp(-0.5 d^T conic d)`` for pairs; ``g`` holds gathered rows of
+    (mx, my, conic a, b, c, opacity, ...)."""
+    dx = px.to(g.dtype) + 0.5 - g[:, 0]
+    dy = py.to(g.dtype) + 0.5 - g[:, 1]
+    power = -0.5 * (g[:, 2] * dx * dx + g[:, 4] * dy * dy) - g[:, 3] * dx * dy
+    return g[:, 5] * torch.exp(power)
+
+
+def alpha_boxes(proj: Projected) -> tuple[torch.Tensor, torch.Tensor]:
+    """3-sigma boxes shrunk to the bounding box of the ellipse where alpha can reach 1/255.
+
+    Pixels outside it have alpha < 1/255 and are skipped anyway, so this changes no result; it
+    only saves work. Returns int64 boxes (x0, y0, x1, y1) and the mask of gaussians to draw.
+    """
+    with torch.no_grad():
+        con = proj.conics.detach().double()
+        m2d = proj.means2d.detach().double()
+        op = proj.opacities.detach().double()
+        tau = 2.0 * torch.log(op / ALPHA_MIN) * (1.0 + 1e-6) + 1e-6
+        det = con[:, 0] * con[:, 2] - con[:, 1] ** 2
+        ex = torch.sqrt(tau * con[:, 2] / det) + 1e-3  # sqrt(tau * cov_xx)
+        ey = torch.sqrt(tau * con[:, 0] / det) + 1e-3
+        ok = proj.visible & (op >= ALPHA_MIN) & (det > 0) & torch.isfinite(ex) & torch.isfinite(ey)
+        ex = torch.where(ok, ex, torch.zeros_like(ex))
+        ey = torch.where(ok, ey, torch.zeros_like(ey))
+        tight = torch.stack(
+            [
+                torch.ceil(m2d[:, 0] - ex - 0.5),
+                torch.ceil(m2d[:, 1] - ey - 0.5),
+                torch.floor(m2d[:, 0] + ex - 0.5),
+                torch.floor(m2d[:, 1] + ey - 0.5),
+            ],
+            dim=1,
+        ).nan_to_num(-1).clamp(-1, 1 << 30).long()
+        boxes = proj.boxes.long().clone()
+        boxes[:, :2] = torch.maximum(boxes[:, :2], tight[:, :2])
+        boxes[:, 2:] = torch.minimum(boxes[:, 2:], tight[:, 2:])
+        ok &= (boxes[:, 0] <= boxes[:, 2]) & (boxes[:, 1] <= boxes[:, 3])
+    return boxes, ok
 
 
 def composite_torch(
@@ -224,10 +254,15 @@ def composite_torch(
     """
     dtype, device = proj.means2d.dtype, proj.means2d.device
     n_pix = width * height
+    # one row per gaussian: mx, my, conic a, b, c, opacity, r, g, b, depth (gathered once per pair)
+    packed = torch.cat(
+        [proj.means2d, proj.conics, proj.opacities[:, None], proj.colors, proj.depths[:, None]], dim=1
+    )
     with torch.no_grad():
-        vis = torch.nonzero(proj.visible).squeeze(1)
+        boxes, draw = alpha_boxes(proj)
+        vis = torch.nonzero(draw).squeeze(1)
         vis = vis[torch.argsort(proj.depths[vis].detach(), stable=True)]  # front to back
-        b = proj.boxes[vis]
+        b = boxes[vis]
         bw, bh = b[:, 2] - b[:, 0] + 1, b[:, 3] - b[:, 1] + 1
         counts = bw * bh
         total = int(counts.sum()) if counts.numel() else 0
@@ -238,20 +273,22 @@ def composite_torch(
         py = b[gid_local, 1] + local // bw[gid_local]
         gid = vis[gid_local]
         del gid_local, local
-        alpha = _pair_alpha(proj, gid, px, py).clamp_max(ALPHA_MAX)
-        keep = alpha >= ALPHA_MIN
+        alpha = _pair_alpha(packed.detach()[gid], px, py).clamp_max(ALPHA_MAX)
+        keep = torch.nonzero(alpha >= ALPHA_MIN).squeeze(1)
         gid, pix, alpha = gid[keep], (py * width + px)[keep], alpha[keep]
         order = torch.argsort(pix, stable=True)  # pairs were in depth order; keep it per pixel
         gid, pix, alpha = gid[order], pix[order], alpha[order]
-        log_t = _segment_exclusive_cumsum(torch.log1p(-alpha.double()), pix)
-        keep = (log_t + torch.log1p(-alpha.double())) >= math.log(TRANSMITTANCE_MIN)
+        log1m = torch.log1p(-alpha.double())
+        log_t = _segment_exclusive_cumsum(log1m, pix)
+        keep = torch.nonzero(log_t + log1m >= math.log(TRANSMITTANCE_MIN)).squeeze(1)
         gid, pix = gid[keep], pix[keep]
         px, py = pix % width, pix // width
 
-    alpha = _pair_alpha(proj, gid, px, py).clamp_max(ALPHA_MAX)
+    rows = packed[gid]
+    alpha = _pair_alpha(rows, px, py).clamp_max(ALPHA_MAX)
     log_t = _segment_exclusive_cumsum(torch.log1p(-alpha.to(torch.float64)), pix)
     weight = alpha * torch.exp(log_t).to(dtype)
-    feats = torch.cat([proj.colors[gid], proj.depths[gid, None], torch.ones_like(weight)[:, None]], 1)
+    feats = torch.cat([rows[:, 6:10], torch.ones_like(weight)[:, None]], 1)  # r, g, b, z, 1
     out = torch.zeros(n_pix, 5, dtype=dtype, device=device).index_add(0, pix, weight[:, None] * feats)
     out = out.reshape(height, width, 5)
     return out[..., :3], out[..., 4], out[..., 3]
@@ -316,6 +353,11 @@ def render(
     if background.shape != (3,):
         raise RasterizerError(f"background must be an RGB triple of shape (3,), got {tuple(background.shape)}")
     if which == "gsplat":
+        if not (device.type == "cuda" and torch.cuda.is_available() and _gsplat_available()):
+            raise RasterizerError(
+                "the gsplat backend needs a CUDA GPU, the gsplat package and the model on the GPU; "
+                "use backend='fast' or 'torch' on CPU"
+            )
         from glimpse3d.splat._raster_gsplat import render_gsplat
 
         degree = _check_inputs(model, camera, sh_degree)

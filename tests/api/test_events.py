@@ -44,6 +44,7 @@ def test_events_ids_resume_keepalive_and_end(client) -> None:
         assert first[0]["event"] == "status"
         assert first[0]["data"]["status"] == "preprocessing"
         assert first[0]["data"]["progress_percentage"] == 10.0
+        assert "T" in first[0]["data"]["updated_at"] and first[0]["data"]["updated_at"].endswith("Z")
         # nothing changes for a while: keep-alive comments arrive
         ctx.repo.update_project(pid, status="multiview_generating", progress_percentage=25.0,
                                 current_step="view 8/16")

@@ -279,3 +279,10 @@ def test_openapi_documents_errors(client) -> None:
     upload = paths["/api/v1/upload"]["post"]["requestBody"]["content"]["multipart/form-data"]
     assert set(upload["schema"]["properties"]) == {"file", "remove_bg", "name"}
     assert "Retry-After" in paths["/api/v1/upload"]["post"]["responses"]["429"]["headers"]
+
+
+def test_web_workspace_is_mounted_when_installed(client) -> None:
+    pytest.importorskip("glimpse3d.web")
+    r = client.get("/")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assert str(client.app.state.settings.max_upload_bytes) in r.text

@@ -76,6 +76,19 @@ def test_cache_one_instance_per_key():
     assert common.cache_size() == 0
 
 
+def test_cache_is_lru_bounded(monkeypatch):
+    monkeypatch.setattr(common, "MAX_CACHED_MODELS", 2)
+    a = cached(int, "a", "cpu", object)
+    cached(int, "b", "cpu", object)
+    assert cached(int, "a", "cpu", object) is a  # touch a: b is now the oldest
+    cached(int, "c", "cpu", object)
+    assert common.cache_size() == 2
+    assert cached(int, "a", "cpu", object) is a
+    loads = []
+    cached(int, "b", "cpu", lambda: loads.append(1))  # b was evicted: loaded again
+    assert loads == [1]
+
+
 def test_unknown_backend_and_missing_model_via_registry(make_settings):
     with pytest.raises(BackendUnavailable, match="unknown depth backend"):
         load_backend("depth", make_settings(depth_backend="nope"))

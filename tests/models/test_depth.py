@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from glimpse3d.errors import UserError
 from glimpse3d.models.common import MissingWeightsError
-from glimpse3d.models.depth import TransformersDepth, fit_metric_depth
+from glimpse3d.models.depth import TransformersDepth, fit_metric_depth, proxy_depth
 from glimpse3d.pipeline.backends import DepthResult, load_backend
 from glimpse3d.splat.cameras import orbit_camera, syncdreamer_cameras
 
@@ -70,7 +71,6 @@ def test_backend_from_tiny_checkpoint(arch, tiny_dir, make_settings, object_rgba
     assert res.depth.shape == (64, 64) and res.depth.dtype == np.float32
     fg = object_rgba[..., 3] > 0.5
     assert (res.depth[~fg] == 0).all()
-    # the disc is 40 px wide at f=70: a sphere of radius ~0.41 -> z in [~1.0, ~1.4]
     assert 0.5 < res.depth[fg].min() <= res.depth[fg].max() < 2.5
     assert np.ptp(res.depth[fg]) > 0  # the tiny model's prediction varies
     assert 0.0 <= res.confidence <= 1.0
@@ -78,10 +78,44 @@ def test_backend_from_tiny_checkpoint(arch, tiny_dir, make_settings, object_rgba
     assert backend.predict(object_rgba[..., :3]).shape == (64, 64)
     # the same (class, model, device) is loaded once
     assert load_backend("depth", settings) is backend
-    # aligned to a reference depth
+    # default alignment: the classic proxy rendered from the same camera (known answer)
+    assert backend.align == "proxy"
+    proxy = proxy_depth(object_rgba, cam)
+    assert proxy is not None and proxy.max() > 0
+    pred = backend.predict(object_rgba[..., :3] * object_rgba[..., 3:] + 1 - object_rgba[..., 3:])
+    expected = fit_metric_depth(pred, object_rgba[..., 3], cam, reference=proxy)
+    np.testing.assert_allclose(res.depth, expected.depth, rtol=1e-5, atol=1e-6)
+    assert res.confidence == pytest.approx(expected.confidence)
+    # an explicit reference depth wins
     z, _ = _sphere_depth(cam)
     aligned = backend.estimate(object_rgba, cam, object_rgba, reference_depth=z)
     assert aligned.depth.shape == (64, 64) and (aligned.depth[~fg] == 0).all()
+    ref_fit = fit_metric_depth(pred, object_rgba[..., 3], cam, reference=z)
+    np.testing.assert_allclose(aligned.depth, ref_fit.depth, rtol=1e-5, atol=1e-6)
+
+
+def test_silhouette_alignment_setting(tiny_dir, make_settings, object_rgba, monkeypatch):
+    monkeypatch.setenv("GLIMPSE3D_DEPTH_ALIGN", "silhouette")
+    backend = load_backend("depth", make_settings(
+        depth_backend="transformers", depth_model=str(tiny_dir("dpt")), device="cpu"))
+    assert backend.align == "silhouette"
+    cam = syncdreamer_cameras(64)[4]
+    res = backend.estimate(object_rgba, cam, object_rgba)
+    pred = backend.predict(object_rgba[..., :3] * object_rgba[..., 3:] + 1 - object_rgba[..., 3:])
+    expected = fit_metric_depth(pred, object_rgba[..., 3], cam)
+    np.testing.assert_allclose(res.depth, expected.depth, rtol=1e-5, atol=1e-6)
+    # the disc's silhouette (half-extent h px at f=70) -> a sphere whose nearest point is at
+    # 1.5 - 1.5 sin(t) and rim at 1.5 cos^2(t), t = atan(h/f): the 2nd/98th depth percentiles
+    fg = object_rgba[..., 3] > 0.5
+    ys, xs = np.nonzero(fg)
+    t = np.arctan(0.5 * max(np.ptp(xs) + 1, np.ptp(ys) + 1) / cam.fx)
+    lo, hi = np.percentile(res.depth[fg], [2, 98])
+    assert lo == pytest.approx(1.5 - 1.5 * np.sin(t), abs=0.01)
+    assert hi == pytest.approx(1.5 * np.cos(t) ** 2, abs=0.01)
+    monkeypatch.setenv("GLIMPSE3D_DEPTH_ALIGN", "nonsense")
+    with pytest.raises(UserError, match="depth_align"):
+        load_backend("depth", make_settings(
+            depth_backend="transformers", depth_model=str(tiny_dir("dpt")), device="cpu"))
 
 
 def test_project_override(tiny_dir, make_settings, object_rgba):

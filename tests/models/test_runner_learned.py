@@ -15,7 +15,10 @@ NEEDED = ("glimpse3d.pipeline.runner", "glimpse3d.pipeline.depth", "glimpse3d.pi
           "glimpse3d.pipeline.reconstruct", "glimpse3d.pipeline.multiview")
 MISSING = [m for m in NEEDED if importlib.util.find_spec(m) is None]
 
-pytestmark = pytest.mark.skipif(bool(MISSING), reason=f"runner stages missing: {MISSING}")
+pytestmark = [
+    pytest.mark.skipif(bool(MISSING), reason=f"runner stages missing: {MISSING}"),
+    pytest.mark.slow,  # ~15 s CPU, most of it the classic reconstruct stage
+]
 
 
 def test_runner_with_tiny_depth_and_enhance(tmp_path, make_settings, tiny_dir, monkeypatch):
@@ -37,7 +40,7 @@ def test_runner_with_tiny_depth_and_enhance(tmp_path, make_settings, tiny_dir, m
     storage = LocalStorage(tmp_path / "storage")
     storage.ensure_buckets()
     try:
-        photo, _ = synthetic_photo(next(iter(catalogue().values())), size=128)
+        photo, _ = synthetic_photo(next(iter(catalogue().values())), size=256)
         runner = PipelineRunner(repo, storage, settings)
         project = runner.ingest(png_bytes(photo), "photo.png")
         report = runner.run_all(project["id"], iterations=1)
@@ -53,5 +56,7 @@ def test_runner_with_tiny_depth_and_enhance(tmp_path, make_settings, tiny_dir, m
         assert d.shape == (64, 64) and d.dtype == np.float32 and d.max() > 0
         assert len(report["iterations"]) == 1
         assert [m["version"] for m in report["models"]] == [0, 1]
+        assert report["models"][1]["source"] == "refine:diffusers"
+        assert len(repo.list_enhanced_views(project["id"])) == 16
     finally:
         repo.close()

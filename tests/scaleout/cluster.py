@@ -112,7 +112,7 @@ class Cluster:
             "GLIMPSE3D_WORKER_HEARTBEAT_SECONDS": "0.5",
             "GLIMPSE3D_WORKER_STALLED_SECONDS": "3",
             "GLIMPSE3D_WORKER_POLL_SECONDS": "0.5",
-            "GLIMPSE3D_WORKER_SHUTDOWN_SECONDS": "5",
+            "GLIMPSE3D_WORKER_SHUTDOWN_SECONDS": "2",
             "OMP_NUM_THREADS": "1",
             "MKL_NUM_THREADS": "1",
             "PYTHONUNBUFFERED": "1",

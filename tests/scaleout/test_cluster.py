@@ -1,10 +1,12 @@
 """Scale-out with real processes: PostgreSQL, a moto S3 server, ``glimpse3d worker`` and
-uvicorn API subprocesses, Redis for shared rate limits. Workers are killed with SIGKILL and
-their database sessions terminated mid-job; projects must still complete exactly once."""
+uvicorn API subprocesses, Redis for shared rate limits. A worker is killed with SIGKILL
+mid-stage, the workers' database sessions are terminated mid-job, a worker is stopped with
+SIGTERM mid-job: projects must still complete, exactly once, with every row and file."""
 
 from __future__ import annotations
 
 import json
+import signal
 import threading
 import uuid
 from collections.abc import Callable
@@ -144,6 +146,7 @@ def _run_kill_scenario(c: Cluster, a1: str, a2: str, repo: Any, storage: Any) ->
     before = repo.get_project(p1)
     c.kill(holder)
     survivor = "worker-b" if holder == "worker-a" else "worker-a"
+    c.start_worker("worker-c")  # a replacement joins while the dead worker's job waits
 
     for pid in (p1, p2):
         wait_for(lambda pid=pid: repo.get_project(pid)["status"] in ("completed", "failed"),
@@ -157,9 +160,14 @@ def _run_kill_scenario(c: Cluster, a1: str, a2: str, repo: Any, storage: Any) ->
     for pid, base in ((p1, a2), (p2, a1)):
         r = httpx.post(f"{base}/api/v1/refine/{pid}?iterations=1", timeout=30)
         assert r.status_code == 202, r.text
+    # cut every database session of the workers in the middle of the refinement
+    wait_for(lambda: repo.get_project(p1)["status"] == "refining", 120, "refinement to start")
+    assert c.terminate_connections("worker-") >= 2
     for pid in (p1, p2):
-        wait_for(lambda pid=pid: repo.get_project(pid)["status"] == "completed"
+        wait_for(lambda pid=pid: repo.get_project(pid)["status"] in ("completed", "failed")
                  and repo.get_project(pid)["job"] is None, 180, f"refinement of {pid}")
+    assert c.proc(survivor).alive() and c.proc("worker-c").alive()
+    for pid in (p1, p2):
         _assert_complete(repo, storage, pid, [0, 1],
                          {(0, "ply"), (0, "splat"), (1, "ply"), (1, "splat")})
 
@@ -180,10 +188,12 @@ def _run_kill_scenario(c: Cluster, a1: str, a2: str, repo: Any, storage: Any) ->
     assert all(s not in ("todo", "doing") for s, _ in rows), rows
 
 
-def test_worker_survives_terminated_database_sessions(
+def test_cancel_running_job_and_graceful_worker_shutdown(
     pg_url: str, s3_server: str, s3_storage_factory: Callable[..., Any], tmp_path: Path,
     make_settings: Callable[..., Any],
 ) -> None:
+    """Cancel reaches a job running in another process; SIGTERM re-queues the running job
+    without counting the attempt, and a new worker finishes it."""
     from glimpse3d.db.repository import open_repository
     from glimpse3d.jobs.distributed import ProcrastinateQueue
     from glimpse3d.pipeline.runner import PipelineRunner
@@ -194,22 +204,36 @@ def test_worker_survives_terminated_database_sessions(
     settings = make_settings(database_url=pg_url, queue="procrastinate", **FAST)
     repo = open_repository(pg_url)
     queue = ProcrastinateQueue(settings, repo, storage, watch_stalled=False)
+    runner = PipelineRunner(repo, storage, settings)
     with running_cluster(tmp_path / "cluster", pg_url, s3_server, prefix) as c:
         try:
+            p1, p2 = (runner.ingest(disc_photo(seed=s), "d.png")["id"] for s in (11, 12))
             c.start_worker("worker-a")
-            pid = PipelineRunner(repo, storage, settings).ingest(disc_photo(seed=7), "d.png")["id"]
-            queue.enqueue(pid, {"kind": "run", "iterations": 1})
             c.wait_workers(1)
-            # cut every database session of the worker twice, at two different stages
-            for stage in ("depth_estimating", "refining"):
-                wait_for(lambda stage=stage: repo.get_project(pid)["status"] == stage, 180,
-                         f"stage {stage}")
-                assert c.terminate_connections("worker-") >= 1
-            wait_for(lambda: repo.get_project(pid)["status"] in ("completed", "failed")
-                     and not repo.get_project(pid)["job"], 180, "the project to finish")
-            assert c.proc("worker-a").alive()
-            _assert_complete(repo, storage, pid, [0, 1], {(1, "ply"), (1, "splat")})
-            assert not queue.is_active(pid)
+            queue.enqueue(p1, {"kind": "generate"})
+            wait_for(lambda: repo.get_project(p1)["status"] == "multiview_generating", 60,
+                     "project 1 to start")
+            assert queue.cancel(p1) is True
+            wait_for(lambda: repo.get_project(p1)["status"] == "cancelled"
+                     and not queue.is_active(p1), 60, "the running job to stop")
+            assert repo.get_project(p1)["job"] is None
+            assert repo.table_counts(p1)["gaussian_splat_models"] == 0
+
+            queue.enqueue(p2, {"kind": "generate"})
+            wait_for(lambda: repo.get_project(p2)["status"] == "multiview_generating", 60,
+                     "project 2 to start")
+            assert repo.get_project(p2)["attempts"] == 1
+            c.kill("worker-a", signal.SIGTERM)
+            assert c.proc("worker-a").popen.returncode == 0
+            project = repo.get_project(p2)
+            assert project["job"] == {"kind": "generate"} and project["attempts"] == 0
+            assert project["status"] == "multiview_generating"
+            assert c.sql("SELECT status FROM procrastinate_jobs WHERE lock = %s", p2) == [("todo",)]
+
+            c.start_worker("worker-b")
+            wait_for(lambda: repo.get_project(p2)["status"] in ("completed", "failed")
+                     and not repo.get_project(p2)["job"], 180, "project 2 to finish")
+            _assert_complete(repo, storage, p2, [0], {(0, "ply"), (0, "splat")})
         except BaseException:
             print(c.logs())
             raise

@@ -34,7 +34,7 @@ def test_tuning_from_env(monkeypatch: pytest.MonkeyPatch, make_settings: Any) ->
     monkeypatch.setenv("GLIMPSE3D_WORKER_HEARTBEAT_SECONDS", "0.5")
     monkeypatch.setenv("GLIMPSE3D_WORKER_STALLED_SECONDS", "3")
     t = d.tuning(make_settings())
-    assert (t.heartbeat, t.stalled, t.poll, t.shutdown) == (0.5, 3.0, 5.0, 30.0)
+    assert (t.heartbeat, t.stalled, t.poll, t.shutdown) == (0.5, 3.0, 5.0, 20.0)
     assert t.recovery_interval == 1.0
     monkeypatch.setenv("GLIMPSE3D_WORKER_STALLED_SECONDS", "1")
     with pytest.raises(UserError, match="twice the heartbeat"):
@@ -104,12 +104,12 @@ def test_start_requeues_recorded_job_without_procrastinate_job(pq: tuple[Any, An
     settings, repo, queue = pq
     pid = repo.create_project("orphan")["id"]
     repo.update_project(pid, status="depth_estimating", job={"kind": "generate"})
-    assert not queue.is_active(pid)
+    assert _pg(settings, "SELECT count(*) FROM procrastinate_jobs") == [(0,)]
     queue.start()  # idempotent; re-queues the orphan
     queue.stop()
     queue.start()
     assert queue.is_active(pid)
-    assert _pg(settings, "SELECT count(*) FROM procrastinate_jobs") == [(1,)]
+    assert _pg(settings, "SELECT status, lock FROM procrastinate_jobs") == [("todo", pid)]
 
 
 def test_recover_stalled_jobs(pq: tuple[Any, Any, Any]) -> None:
@@ -185,3 +185,20 @@ def test_lost_connection_is_transient(pq: tuple[Any, Any, Any]) -> None:
     except RuntimeError as exc:
         assert not d._is_transient(exc)
     assert repo.get_project(repo.create_project("after")["id"])["name"] == "after"  # pool heals
+
+
+def test_finishing_run_does_not_block_the_next_job(pq: tuple[Any, Any, Any]) -> None:
+    """A run that recorded its outcome (project.job cleared) but whose procrastinate job is
+    still 'doing' for a moment must not turn the next request into a 409."""
+    settings, repo, queue = pq
+    pid = repo.create_project("p")["id"]
+    queue.enqueue(pid, {"kind": "generate"})
+    _pg(settings, "UPDATE procrastinate_jobs SET status = 'doing'")
+    assert queue.is_active(pid)  # running and recorded
+    repo.update_project(pid, status="completed", job=None)
+    assert not queue.is_active(pid)
+    assert queue.cancel(pid) is False
+    queue.enqueue(pid, {"kind": "refine", "iterations": 1})
+    assert queue.is_active(pid)
+    assert _pg(settings, "SELECT status, args->'job'->>'kind' FROM procrastinate_jobs "
+                         "ORDER BY id") == [("doing", "generate"), ("todo", "refine")]

@@ -95,9 +95,9 @@ def brute_force_render(model: GaussianModel, cam: Camera, background=None, degre
                 if abs(float(dxy[0].detach())) > p["radius"] or abs(float(dxy[1].detach())) > p["radius"]:
                     continue  # outside the square 3-sigma box
                 alpha = torch.clamp(p["opacity"] * torch.exp(-0.5 * dxy @ p["conic"] @ dxy), max=0.99)
-                if float(alpha) < 1.0 / 255.0:
+                if float(alpha.detach()) < 1.0 / 255.0:
                     continue
-                if float(t * (1 - alpha)) < 1e-4:
+                if float((t * (1 - alpha)).detach()) < 1e-4:
                     break
                 w = alpha * t
                 color = color + w * p["color"]
@@ -106,15 +106,21 @@ def brute_force_render(model: GaussianModel, cam: Camera, background=None, degre
                 t = t * (1 - alpha)
             rgb_row.append(color + (1 - acc) * bg)
             a_row.append(acc)
-            d_row.append(dep / acc if float(acc) > 1e-6 else torch.zeros((), dtype=dtype))
+            d_row.append(dep / acc if float(acc.detach()) > 1e-6 else torch.zeros((), dtype=dtype))
         rgb_rows.append(torch.stack(rgb_row))
         a_rows.append(torch.stack(a_row))
         d_rows.append(torch.stack(d_row))
     return torch.stack(rgb_rows), torch.stack(a_rows), torch.stack(d_rows)
 
 
-def _scene(n: int = 12, seed: int = 3, degree: int = 2, dtype=torch.float32) -> GaussianModel:
+def _scene(
+    n: int = 12, seed: int = 3, degree: int = 2, dtype=torch.float32, anisotropic: bool = False
+) -> GaussianModel:
     m = GaussianModel.random(n, seed=seed, radius=0.35, sh_degree=degree, scale=0.06)
+    if anisotropic:  # needle-like splats, some nearly transparent (opacity < 1/255 for a few)
+        gen = torch.Generator().manual_seed(seed + 100)
+        m.log_scales = m.log_scales + 1.2 * torch.randn(n, 3, generator=gen)
+        m.opacity_logits = m.opacity_logits - 3.0 * torch.rand(n, generator=gen) ** 2 * 3
     m = m.map(lambda t: t.to(dtype))
     for t in m.tensors().values():
         t.requires_grad_(True)
@@ -137,9 +143,11 @@ def _grads(model, out):
 
 
 # ----------------------------------------------------------------------------- tests
+@pytest.mark.parametrize("anisotropic", [False, True])
 @pytest.mark.parametrize("backend", ["torch", "fast"])
-def test_matches_brute_force_values_and_grads(backend):
-    model = _scene(n=14, seed=3, dtype=torch.float64 if backend == "torch" else torch.float32)
+def test_matches_brute_force_values_and_grads(backend, anisotropic):
+    dtype = torch.float64 if backend == "torch" else torch.float32
+    model = _scene(n=14, seed=3, dtype=dtype, anisotropic=anisotropic)
     cam = orbit_camera(30.0, 40.0, size=24, height=20)  # non-square catches x/y swaps
     bg = torch.tensor([0.2, 0.5, 0.9], dtype=model.means.dtype)
     out = render(model, cam, background=bg, backend=backend)
@@ -158,7 +166,7 @@ def test_matches_brute_force_values_and_grads(backend):
 
 
 def test_gradcheck_float64_torch_path():
-    base = _scene(n=5, seed=7, degree=1, dtype=torch.float64)
+    base = _scene(n=4, seed=7, degree=1, dtype=torch.float64)
     cam = orbit_camera(30.0, 10.0, size=10)
     names = list(FIELDS)
 
@@ -283,6 +291,22 @@ def test_bad_input_gives_clear_errors():
 def test_auto_backend_is_cpu_kernel_here():
     assert resolve_backend("auto", torch.device("cpu")) == "fast"
     assert resolve_backend("torch", torch.device("cpu")) == "torch"
+    model, cam = GaussianModel.random(20, seed=4), orbit_camera(30.0, 0.0, size=24)
+    auto, fast = render(model, cam), render(model, cam, backend="fast")
+    assert torch.equal(auto.rgb, fast.rgb)
+    with pytest.raises(RasterizerError, match="gsplat"):  # no CUDA / gsplat here: a clear error
+        render(model, cam, backend="gsplat")
+
+
+def test_concurrent_fast_renders_from_threads_agree():
+    from concurrent.futures import ThreadPoolExecutor
+
+    model, cam = GaussianModel.random(300, seed=9), orbit_camera(30.0, 45.0, size=40)
+    want = render(model, cam, backend="fast").rgb
+    with ThreadPoolExecutor(4) as pool:
+        outs = list(pool.map(lambda _: render(model, cam, backend="fast").rgb, range(8)))
+    for got in outs:
+        assert torch.equal(got, want)
 
 
 @pytest.mark.parametrize("degree", [0, 3])
@@ -324,3 +348,25 @@ def test_fast_matches_torch_at_the_field_of_view_clamp_with_unnormalised_quats()
     for k in FIELDS:
         scale = grads["torch"][k].abs().max().item()
         torch.testing.assert_close(grads["fast"][k], grads["torch"][k], atol=1e-4 * scale, rtol=1e-3)
+
+
+def _render_in_child(queue) -> None:  # noqa: ANN001
+    model, cam = GaussianModel.random(200, seed=9), orbit_camera(30.0, 45.0, size=40)
+    queue.put(render(model, cam, backend="fast").rgb.sum().item())
+
+
+def test_fast_backend_survives_fork():
+    """A process that rendered and then forks (server -> workers) can render in the child."""
+    import multiprocessing as mp
+
+    model, cam = GaussianModel.random(200, seed=9), orbit_camera(30.0, 45.0, size=40)
+    want = render(model, cam, backend="fast").rgb.sum().item()
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_render_in_child, args=(queue,))
+    proc.start()
+    proc.join(timeout=60)
+    if proc.is_alive():
+        proc.kill()
+    assert proc.exitcode == 0
+    assert queue.get(timeout=5) == pytest.approx(want)

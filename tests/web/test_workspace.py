@@ -45,7 +45,8 @@ CHROMIUM_ARGS = [
     "--use-angle=swiftshader",
     "--enable-unsafe-swiftshader",
 ]
-PIPELINE_TIMEOUT_MS = 150_000
+MAX_UPLOAD = 1024 * 1024
+PIPELINE_TIMEOUT_MS = 300_000  # generous: the CI machine may be shared; ~60 s when idle
 
 
 def _free_port() -> int:
@@ -87,11 +88,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         data_dir=data,
         refine_iterations=1,
         view_size=128,
-        max_gaussians=4000,
+        max_gaussians=2000,
         export_formats=["ply", "splat"],
         cleanup_interval_minutes=0,
         rate_limit="1000/minute",
         max_active_jobs_per_client=10,
+        max_upload_bytes=MAX_UPLOAD,  # small, so the too-large check needs no 10 MB transfer
     )
     app = create_app(settings)
     port = _free_port()
@@ -188,26 +190,51 @@ def test_upload_generate_refine_view_and_download(
     card.locator("img.thumb").wait_for()
     pg.screenshot(path=str(ARTIFACTS / "projects.png"), full_page=True)
 
+    # The first event stream (generation) is made to fail: the page must fall back to polling;
+    # the second one (refinement, queued by the page itself) streams.
+    events_calls: list[str] = []
+
+    def events_route(route: Any) -> None:
+        events_calls.append(route.request.url)
+        if len(events_calls) == 1:
+            route.abort()
+        else:
+            route.continue_()
+
+    pg.route("**/api/v1/projects/*/events", events_route)
     pg.select_option("#upload-iterations", "1")
     pg.click("#generate-uploaded")
     pg.wait_for_url("**/projects/*")
     pid = pg.url.rstrip("/").split("/")[-1]
-    # live updates are on (stream, or polling if the stream failed)
-    pg.wait_for_function(
-        "['stream','polling'].includes(document.querySelector('#live-mode').dataset.mode)"
-        " || document.querySelectorAll('#views-grid img').length > 0"
-    )
+    pg.evaluate("""() => {
+        window.__modes = [];
+        const el = document.querySelector('#live-mode');
+        const note = () => window.__modes.push(el.dataset.mode);
+        if (el.dataset.mode) note();
+        new MutationObserver(note).observe(el, {attributes: true, attributeFilter: ['data-mode']});
+    }""")
+    # while the job runs: live updates by polling (the stream failed) and a Cancel button
+    pg.wait_for_function("window.__modes.includes('polling')")
+    pg.locator("#cancel-btn").wait_for(state="visible")
+    assert pg.locator("#refine-btn").is_disabled()
 
     # auto-refine after generation: wait for v1 and the end of the job
-    pg.wait_for_function(
-        """() => {
-            const badge = document.querySelector('#status-badge .badge');
-            return badge && badge.classList.contains('status-completed')
-                && document.querySelectorAll('#iterations-body tr').length === 1
-                && document.querySelector('#cancel-btn').hidden;
-        }""",
-        timeout=PIPELINE_TIMEOUT_MS,
-    )
+    try:
+        pg.wait_for_function(
+            """() => {
+                const badge = document.querySelector('#status-badge .badge');
+                return badge && (badge.classList.contains('status-failed') || (
+                    badge.classList.contains('status-completed')
+                    && document.querySelectorAll('#iterations-body tr').length === 1
+                    && document.querySelector('#cancel-btn').hidden));
+            }""",
+            timeout=PIPELINE_TIMEOUT_MS,
+        )
+    except Exception:
+        pg.screenshot(path=str(ARTIFACTS / "project-timeout.png"), full_page=True)
+        status = pg.evaluate(f"fetch('/api/v1/status/{pid}').then(r => r.json())")
+        pytest.fail(f"the project did not complete in time: {status['project']}, "
+                    f"{len(status['views'])} views, {len(status['models'])} models")
     failure = pg.locator("#failure")
     assert failure.is_hidden(), pg.inner_text("#failure")
     assert pg.locator("#progress").get_attribute("aria-valuenow") == "100"
@@ -225,6 +252,9 @@ def test_upload_generate_refine_view_and_download(
     assert pg.locator("#quality-chart svg circle.chart-dot").count() == 1
     versions = pg.locator("#version-select option").evaluate_all("o => o.map(x => x.value)")
     assert versions == ["0", "1"]
+    modes = pg.evaluate("window.__modes")
+    assert "polling" in modes and "stream" in modes and modes[-1] == "idle", modes
+    assert len(events_calls) >= 2
 
     # the Spark viewer draws the latest version
     _wait_viewer(pg, 1, "spark")
@@ -233,15 +263,6 @@ def test_upload_generate_refine_view_and_download(
     assert _non_background_fraction(shot_v1) > 0.02
     info = pg.inner_text("#viewer-info")
     assert "Spark" in info and "gaussians" in info
-
-    # orbit with the keyboard: the picture changes
-    pg.focus("#viewer-canvas")
-    pg.keyboard.press("ArrowRight")
-    pg.keyboard.press("ArrowRight")
-    pg.wait_for_timeout(800)
-    shot_turned = pg.locator("#viewer-canvas").screenshot()
-    assert _non_background_fraction(shot_turned) > 0.02
-    assert shot_turned != shot_v1
 
     # switch to v0
     pg.select_option("#version-select", "0")
@@ -264,7 +285,7 @@ def test_upload_generate_refine_view_and_download(
     assert np.all(np.abs(mesh.bounds) < 2.0)  # the object is normalised near the origin
     assert pg.locator("#download-error").is_hidden()
 
-    assert console.unexpected() == [], console.errors
+    assert console.unexpected(allowed=("net::ERR_FAILED",)) == [], console.errors
     # the list page shows the finished project
     pg.click("text=← All projects")
     pg.locator(f'li.project-card[data-project-id="{pid}"][data-status="completed"]').wait_for()
@@ -376,10 +397,11 @@ def test_rejected_uploads_show_the_reason(server: dict[str, Any], page: tuple[An
     pg.click("#upload-btn")
     assert "not an image" in error.inner_text()
 
-    # client-side: too large
-    big = b"\x89PNG\r\n\x1a\n" + bytes(11 * 1024 * 1024)
+    # client-side: larger than the server's limit (put in the page by mount_web)
+    big = b"\x89PNG\r\n\x1a\n" + bytes(MAX_UPLOAD)
     pg.set_input_files("#file-input", files=[{"name": "huge.png", "mimeType": "image/png", "buffer": big}])
-    assert "limit is 10 MB" in error.inner_text()
+    assert "the limit is 1 MB" in error.inner_text()
+    assert "up to 1 MB" in pg.inner_text("#drop-help")
     assert requests == []
 
     # server-side: text disguised as a PNG -> 415 with the server's detail

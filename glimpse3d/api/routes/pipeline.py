@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from glimpse3d.api.deps import ApiContext, client_id, get_ctx
 from glimpse3d.api.errors import ApiError, error_responses
 from glimpse3d.api.schemas import ExportFormat, JobAccepted
+from glimpse3d.api.views import forget_status
 from glimpse3d.jobs.base import STRENGTH_PRESETS
 
 router = APIRouter(tags=["pipeline"])
@@ -169,6 +170,7 @@ def export(
         )
     resolved = max(versions) if version is None else version
     bucket, key = ctx.runner().export(project_id, format, version=resolved)
+    forget_status(ctx, project_id)  # export_history may have a new row
     path = ctx.storage.local_path(bucket, key)
     if path is not None and path.is_file():
         filename = f"{_slug(project.get('name') or 'model')}_v{resolved}.{format}"

@@ -19,7 +19,7 @@ from glimpse3d.api.schemas import (
     UploadResponse,
 )
 from glimpse3d.api.uploads import read_upload, sniff_image_format
-from glimpse3d.api.views import build_status, event_snapshot, list_item
+from glimpse3d.api.views import event_snapshot, forget_status, list_item, status_json
 from glimpse3d.jobs.base import mark_job_finished
 
 router = APIRouter(tags=["projects"])
@@ -125,8 +125,8 @@ async def upload(request: Request, ctx: Ctx, client: Client) -> UploadResponse:
     "iterations (with quality metrics) and exports, with URLs.",
     responses=error_responses(404),
 )
-def status(project_id: str, ctx: Ctx) -> StatusResponse:
-    return build_status(ctx, project_id)
+def status(project_id: str, ctx: Ctx) -> Response:
+    return Response(status_json(ctx, project_id), media_type="application/json")
 
 
 @router.get(
@@ -169,6 +169,7 @@ async def delete_project(project_id: str, ctx: Ctx) -> Response:
             raise ApiError(409, "the project's job is still stopping; retry in a few seconds")
     await run_in_threadpool(ctx.storage.delete_project, project_id)
     await run_in_threadpool(ctx.repo.delete_project, project_id)
+    forget_status(ctx, project_id)
     return Response(status_code=204)
 
 

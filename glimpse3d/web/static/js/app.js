@@ -341,6 +341,21 @@ function projectsPage(main) {
     listTimer = setTimeout(refreshList, anyActive ? LIST_POLL_MS : LIST_POLL_MS * 5);
   }
 
+  function generateButton(p) {
+    const btn = h("button", { type: "button", class: "button primary small", "aria-label": `Generate the 3D model of ${p.name}` }, "Generate");
+    btn.addEventListener("click", async () => {
+      btn.disabled = true;
+      try {
+        await api.generate(p.id);
+        navigate(`/projects/${encodeURIComponent(p.id)}`);
+      } catch (err) {
+        toast(err.message);
+        btn.disabled = false;
+      }
+    });
+    return btn;
+  }
+
   function projectCard(p) {
     const href = `/projects/${encodeURIComponent(p.id)}`;
     const del = h("button", { type: "button", class: "button ghost small", "aria-label": `Delete ${p.name}` }, "Delete");
@@ -361,6 +376,7 @@ function projectsPage(main) {
         p.status === "failed" && p.error_message ? h("p", { class: "error small" }, p.error_message) : null,
         h("p", { class: "muted small" }, formatDate(p.updated_at || p.created_at)),
         h("div", { class: "card-actions" },
+          shown === "ready" ? generateButton(p) : null,
           h("a", { href, "data-link": true, class: "button secondary small" }, "Open"), del)),
     );
   }
@@ -496,9 +512,10 @@ async function projectPage(main, id) {
   const pctEl = h("span", { id: "progress-text", class: "progress-text" }, "0%");
   const modeEl = h("p", { id: "live-mode", class: "muted small" });
   const iterations = iterationsSelect("iterations");
-  const generateBtn = h("button", { type: "button", id: "generate-btn", class: "button primary" }, "Generate 3D model");
-  const refineBtn = h("button", { type: "button", id: "refine-btn", class: "button primary" }, "Refine");
-  const cancelBtn = h("button", { type: "button", id: "cancel-btn", class: "button secondary" }, "Cancel");
+  // Until the first status arrives: nothing to start or cancel.
+  const generateBtn = h("button", { type: "button", id: "generate-btn", class: "button primary", hidden: true }, "Generate 3D model");
+  const refineBtn = h("button", { type: "button", id: "refine-btn", class: "button primary", disabled: true }, "Refine");
+  const cancelBtn = h("button", { type: "button", id: "cancel-btn", class: "button secondary", hidden: true }, "Cancel");
   const deleteBtn = h("button", { type: "button", id: "delete-btn", class: "button danger" }, "Delete project");
   const actionError = h("p", { id: "action-error", class: "error", role: "alert", hidden: true });
   const failureMsg = h("p", { id: "failure-message" });

@@ -10,6 +10,7 @@ import { OrbitControls } from "three/addons/controls/OrbitControls.js";
 
 const START = { elevationDeg: 30, azimuthDeg: 0, distance: 1.5, fovDeg: 49.1 };
 const BACKGROUND = 0xf4f5f7;
+const DIRTY_RENDERS = 4;
 
 /** Which splat format these bytes are: "ply" (magic), "spz" (gzip magic) or "splat" (32 B records). */
 export function sniffFormat(bytes) {
@@ -123,6 +124,8 @@ export class SplatViewer {
     this.object = null;
     this.loadToken = 0;
     this.frames = 0;
+    this.dirtyBudget = 0;
+    this.rendered = 0; // frames drawn so far (exposed as data-frames for tests)
     this.spark = null; // the Spark module once imported
     this.sparkRenderer = null;
     this.setState("empty");
@@ -150,6 +153,8 @@ export class SplatViewer {
       if (this.frames > 0) {
         this.frames--;
         this.renderer.render(this.scene, this.camera);
+        this.rendered++;
+        this.root.dataset.frames = String(this.rendered);
       }
     };
     this.raf = requestAnimationFrame(this.loop);
@@ -163,6 +168,16 @@ export class SplatViewer {
   /** Render the next `frames` animation frames (Spark sorts asynchronously, so a few are needed). */
   requestRender(frames = 2) {
     this.frames = Math.max(this.frames, frames);
+    // Spark re-sorts after a view change and then reports itself dirty; honour that a few
+    // times only, or sort -> dirty -> render -> sort would keep the CPU busy forever.
+    this.dirtyBudget = DIRTY_RENDERS;
+  }
+
+  onSparkDirty() {
+    if (this.dirtyBudget > 0) {
+      this.dirtyBudget--;
+      this.frames = Math.max(this.frames, 1);
+    }
   }
 
   resize() {
@@ -219,7 +234,7 @@ export class SplatViewer {
       this.spark = await import("@sparkjsdev/spark");
       this.sparkRenderer = new this.spark.SparkRenderer({
         renderer: this.renderer,
-        onDirty: () => this.requestRender(),
+        onDirty: () => this.onSparkDirty(),
       });
       this.scene.add(this.sparkRenderer);
     }
@@ -279,7 +294,7 @@ export class SplatViewer {
     this.setState("ready", result.renderer);
     const label = result.renderer === "spark" ? "Spark (Gaussian splats)" : "three.js points (fallback)";
     this.onInfo(`${label} · ${result.count.toLocaleString()} gaussians`);
-    this.requestRender(30);
+    this.requestRender(3);
     return result;
   }
 

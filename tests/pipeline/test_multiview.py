@@ -1,0 +1,114 @@
+"""Classic multiview: silhouette IoU on held-out views of synthetic objects, view-0 fidelity."""
+
+from __future__ import annotations
+
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from glimpse3d.pipeline import synthetic as S
+from glimpse3d.pipeline.multiview import ClassicMultiview, Proxy, build_proxy, render_proxy
+from glimpse3d.pipeline.preprocess import preprocess_image, validate_image
+from glimpse3d.splat.cameras import orbit_camera, syncdreamer_cameras
+
+HELD_OUT = [2, 5, 8, 12]  # azimuths 45°, 112.5°, 180°, 270°
+# measured held-out IoU (all 15 held-out views): sphere 0.996, cylinder 0.991, mug 0.94,
+# blob 0.90, box 0.76 (the box is not alike around its axis: the documented weak case)
+MIN_IOU = {"sphere": 0.95, "cylinder": 0.95, "mug": 0.88, "box": 0.65}
+
+
+def _processed(obj: S.SyntheticObject) -> np.ndarray:
+    photo, _ = S.synthetic_photo(obj, size=512, ssaa=1)
+    return preprocess_image(validate_image(S.png_bytes(photo))).rgba
+
+
+@pytest.fixture(scope="module")
+def objects() -> dict[str, tuple[S.SyntheticObject, np.ndarray]]:
+    cat = S.catalogue()
+    out = {}
+    for name in MIN_IOU:
+        obj = S.fit_view0(cat[name])
+        out[name] = (obj, _processed(obj))
+    return out
+
+
+@pytest.mark.parametrize("name", list(MIN_IOU))
+def test_held_out_silhouette_iou(objects, name: str) -> None:
+    obj, processed = objects[name]
+    cams = syncdreamer_cameras(256)
+    chosen = [cams[k] for k in HELD_OUT]
+    views = ClassicMultiview().generate(processed, chosen)
+    ious = [S.silhouette_iou(v[..., 3], S.silhouette(obj, c)) for v, c in zip(views, chosen, strict=True)]
+    print(f"{name}: held-out IoU {np.round(ious, 3).tolist()} mean {np.mean(ious):.3f}")
+    assert min(ious) >= MIN_IOU[name]
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(10 * np.log10(1.0 / max(np.mean((a - b) ** 2), 1e-12)))
+
+
+def _over_white(rgba: np.ndarray) -> np.ndarray:
+    return rgba[..., :3] * rgba[..., 3:4] + (1 - rgba[..., 3:4])
+
+
+@pytest.mark.parametrize("name", ["sphere", "mug"])
+def test_view0_reproduces_the_input(objects, name: str) -> None:
+    _, processed = objects[name]
+    view0 = ClassicMultiview().generate(processed, [orbit_camera(30.0, 0.0, size=256)])[0]
+    ref = cv2.resize(processed, (256, 256), interpolation=cv2.INTER_AREA)
+    iou = S.silhouette_iou(view0[..., 3], ref[..., 3])
+    psnr = _psnr(_over_white(view0), _over_white(ref))
+    print(f"{name}: view 0 vs processed image: IoU {iou:.4f}, PSNR {psnr:.1f} dB")
+    assert iou > 0.97
+    assert psnr > 22.0
+
+
+def test_sixteen_views_shapes_speed_and_cache(objects) -> None:
+    _, processed = objects["sphere"]
+    proxy = build_proxy(processed)
+    assert isinstance(proxy, Proxy)
+    assert build_proxy(processed.copy()) is proxy  # cached by content
+    cams = syncdreamer_cameras(256)
+    t0 = time.process_time()
+    views = ClassicMultiview.from_settings(None).generate(processed, cams)
+    cpu = time.process_time() - t0
+    print(f"16 views at 256 px: {cpu:.2f} s CPU")
+    assert cpu < 12.0  # target <= 3 s on 2 idle cores; generous for a shared machine
+    assert len(views) == 16
+    for v in views:
+        assert v.shape == (256, 256, 4) and v.dtype == np.float32
+        assert v.min() >= 0.0 and v.max() <= 1.0
+        assert v[0, 0, 3] == 0 and v[..., 3].mean() > 0.2
+    # the proxy fits the unit sphere of radius ~0.5 and sits around the origin
+    r = np.linalg.norm(proxy.vertices, axis=1)
+    assert 0.3 < r.max() < 0.75  # the hull from one elevation bulges a little at the poles
+    assert np.abs(proxy.vertices.mean(axis=0)).max() < 0.1
+    # hidden sides take the input's colours (mirrored, blurred): every view's mean colour
+    # stays close to the input's
+    ref = processed[..., :3][processed[..., 3] > 0.5].mean(axis=0)
+    dev = [np.abs(v[..., :3][v[..., 3] > 0.5].mean(axis=0) - ref).max() for v in views]
+    print(f"max deviation of a view's mean colour from the input's: {max(dev):.3f}")
+    assert max(dev) < 0.1
+
+
+def test_other_sizes_and_depth(objects) -> None:
+    _, processed = objects["sphere"]
+    proxy = build_proxy(processed)
+    small = orbit_camera(30.0, 45.0, size=128)
+    big = orbit_camera(30.0, 45.0, size=384)
+    a, da = render_proxy(proxy, small)
+    b, db = render_proxy(proxy, big)
+    assert a.shape == (128, 128, 4) and b.shape == (384, 384, 4)
+    down = cv2.resize(b[..., 3], (128, 128), interpolation=cv2.INTER_AREA)
+    assert S.silhouette_iou(a[..., 3], down) > 0.97
+    assert np.array_equal(da > 0, a[..., 3] > 0)
+    assert 0.8 < da[da > 0].min() < da[da > 0].max() < 2.2
+
+
+def test_bad_input() -> None:
+    with pytest.raises(ValueError):
+        build_proxy(np.zeros((64, 32, 4), np.float32))
+    with pytest.raises(ValueError):
+        build_proxy(np.zeros((64, 64, 4), np.float32))
