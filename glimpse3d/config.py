@@ -74,7 +74,7 @@ class Settings(BaseSettings):
 
     # --- HTTP limits
     max_upload_bytes: int = Field(10 * 1024 * 1024, description="Upload size limit (bytes).")
-    rate_limit: str = Field("10/minute", description="Uploads per client (slowapi syntax).")
+    rate_limit: str = Field("10/minute", description="Uploads per client, e.g. 10/minute (limits syntax).")
     max_active_jobs_per_client: int = Field(3, ge=1, description="Concurrent jobs per client.")
     cors_origins: list[str] = Field(default_factory=list, description="CORS allow-list.")
     retention_days: int = Field(30, ge=1, description="Projects older than this are deleted.")

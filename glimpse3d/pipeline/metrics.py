@@ -34,7 +34,7 @@ QUALITY_WEIGHTS: dict[str, float] = {
     "depth_consistency": 0.15,
     "feature_consistency": 0.15,
 }
-DEPTH_TOLERANCE = 0.05  # relative depth error at which a pixel scores 0
+DEPTH_TOLERANCE = 0.1  # relative depth error at which a pixel scores 0
 
 
 class MetricInputError(UserError):
@@ -127,7 +127,7 @@ def depth_consistency(
 
     Scale-aware relative error: for each pixel inside ``mask`` (default: where the reference
     depth is > 0) ``rel = |pred - ref| / ref`` and the pixel scores ``max(0, 1 - rel/tolerance)``
-    (a 5 % error scores 0 by default); a pixel where ``pred`` is missing (<= 0) scores 0. The
+    (a 10 % error scores 0 by default); a pixel where ``pred`` is missing (<= 0) scores 0. The
     result is the mean score. With ``align_scale`` the prediction is first multiplied by the
     median ratio ``ref / pred`` (for relative-depth estimators). Returns 0.0 for an empty mask.
     """

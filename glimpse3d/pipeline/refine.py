@@ -77,22 +77,25 @@ def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int = 4, eps: floa
 class ClassicEnhancer:
     """Classical detail transfer guided by the reference view (no model weights).
 
-    Inside the reference silhouette (alpha-weighted): the rendering's colours are matched to
-    the reference (per-channel mean/std), smoothed with a guided filter whose guide is the
-    reference (so edges snap to the reference's), and the reference's detail layer
-    (reference minus its gaussian blur, sigma ``detail_sigma`` px) is added. Outside the
-    silhouette the target is the black background. The result is blended with the
-    rendering by ``strength`` in [0,1] (0 = unchanged). Deterministic (``seed`` unused).
+    With ``GF(x)`` a guided filter whose guide is the reference's luminance (edge-aware
+    low-pass, radius ``radius`` px), the target inside the reference silhouette is::
+
+        target = GF(match(rendered)) + (reference - GF(reference))
+
+    i.e. the rendering's colour-matched (per-channel mean/std inside the silhouette) base
+    layer plus the reference's detail layer, both split by the same filter, so a rendering
+    that already equals the reference is returned unchanged. Outside the silhouette the
+    target is the black background (this removes floaters). The output is
+    ``(1 - strength) * rendered + strength * target``, clipped to [0,1]; ``strength`` in
+    [0,1] (0 = unchanged). Deterministic (``seed`` unused).
     """
 
     name = "classic"
 
-    def __init__(self, radius: int = 3, eps: float = 1e-3, detail_sigma: float = 1.5,
-                 detail_gain: float = 1.0) -> None:
+    def __init__(self, radius: int = 2, eps: float = 1e-3, max_gain: float = 2.0) -> None:
         self.radius = int(radius)
         self.eps = float(eps)
-        self.detail_sigma = float(detail_sigma)
-        self.detail_gain = float(detail_gain)
+        self.max_gain = float(max_gain)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ClassicEnhancer:  # noqa: ARG003 - no knobs
@@ -120,17 +123,16 @@ class ClassicEnhancer:
         ref_rgb = np.clip(ref[..., :3], 0.0, 1.0) * alpha[..., None]  # over black
         inside = alpha > 0.5
 
-        matched = ren.copy()
+        matched = ren
         if inside.sum() > 16:
             mu_r, sd_r = ren[inside].mean(0), ren[inside].std(0) + 1e-4
             mu_f, sd_f = ref_rgb[inside].mean(0), ref_rgb[inside].std(0) + 1e-4
-            gain = np.clip(sd_f / sd_r, 0.5, 2.0)
+            gain = np.clip(sd_f / sd_r, 1.0 / self.max_gain, self.max_gain)
             matched = (ren - mu_r) * gain + mu_f
         guide = ref_rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
         base = guided_filter(guide, matched, self.radius, self.eps)
-        blur = cv2.GaussianBlur(ref_rgb, (0, 0), self.detail_sigma, borderType=cv2.BORDER_REFLECT)
-        detail = ref_rgb - blur
-        target = (base + self.detail_gain * detail) * alpha[..., None]
+        detail = ref_rgb - guided_filter(guide, ref_rgb, self.radius, self.eps)
+        target = (base + detail) * alpha[..., None]
         out = (1.0 - s) * ren + s * target
         return np.clip(out, 0.0, 1.0).astype(np.float32)
 

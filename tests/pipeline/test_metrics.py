@@ -47,8 +47,9 @@ def test_depth_consistency_known_values() -> None:
     ref = np.zeros((10, 10), np.float32)
     ref[2:8, 2:8] = 1.5
     assert M.depth_consistency(ref, ref) == 1.0
-    # 2.5 % relative error everywhere -> 1 - 0.025/0.05 = 0.5
-    assert M.depth_consistency(ref * 1.025, ref) == pytest.approx(0.5, abs=1e-5)
+    # 2.5 % relative error everywhere -> 1 - 0.025/0.1 = 0.75
+    assert M.depth_consistency(ref * 1.025, ref) == pytest.approx(0.75, abs=1e-5)
+    assert M.depth_consistency(ref * 1.025, ref, tolerance=0.05) == pytest.approx(0.5, abs=1e-5)
     assert M.depth_consistency(ref * 1.2, ref) == 0.0
     # Missing prediction on half the object -> those pixels score 0.
     half = ref.copy()

@@ -66,7 +66,7 @@ def test_view0_reproduces_the_input(objects, name: str) -> None:
 
 
 def test_sixteen_views_shapes_speed_and_cache(objects) -> None:
-    _, processed = objects["sphere"]
+    obj, processed = objects["sphere"]
     proxy = build_proxy(processed)
     assert isinstance(proxy, Proxy)
     assert build_proxy(processed.copy()) is proxy  # cached by content
@@ -90,7 +90,13 @@ def test_sixteen_views_shapes_speed_and_cache(objects) -> None:
     ref = processed[..., :3][processed[..., 3] > 0.5].mean(axis=0)
     dev = [np.abs(v[..., :3][v[..., 3] > 0.5].mean(axis=0) - ref).max() for v in views]
     print(f"max deviation of a view's mean colour from the input's: {max(dev):.3f}")
-    assert max(dev) < 0.1
+    assert max(dev) < 0.15
+    # at 45° most of what is seen was seen in the input: colours match the true object
+    truth, _ = S.render_truth(obj, cams[2])
+    both = (views[2][..., 3] > 0.5) & (truth[..., 3] > 0.5)
+    mae = float(np.abs(views[2][..., :3][both] - truth[..., :3][both]).mean())
+    print(f"colour MAE vs truth at azimuth 45°: {mae:.3f}")
+    assert mae < 0.1
 
 
 def test_other_sizes_and_depth(objects) -> None:
@@ -103,7 +109,7 @@ def test_other_sizes_and_depth(objects) -> None:
     assert a.shape == (128, 128, 4) and b.shape == (384, 384, 4)
     down = cv2.resize(b[..., 3], (128, 128), interpolation=cv2.INTER_AREA)
     assert S.silhouette_iou(a[..., 3], down) > 0.97
-    assert np.array_equal(da > 0, a[..., 3] > 0)
+    assert np.array_equal(da > 0, a[..., 3] > 0.5)  # depth where alpha > 0.5 (soft edges)
     assert 0.8 < da[da > 0].min() < da[da > 0].max() < 2.2
 
 

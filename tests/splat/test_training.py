@@ -37,23 +37,23 @@ def test_recovers_held_out_views(scene) -> None:  # noqa: ANN001
     gt, targets = scene
     train_targets = [t for i, t in enumerate(targets) if i not in HELD_OUT]
     init = GaussianModel.random(300, seed=7, radius=0.4, scale=0.02)
-    cfg = TrainConfig(steps=250, image_size=SIZE, densify_from=50, densify_interval=50,
+    cfg = TrainConfig(steps=500, image_size=SIZE, densify_from=50, densify_interval=50,
                       grad_threshold=1e-3, seed=0)
     steps_seen: list[int] = []
     t0 = time.perf_counter()
     model, stats = train(init, train_targets, cfg, on_step=lambda s, n: steps_seen.append(s))
     elapsed = time.perf_counter() - t0
-    assert stats["steps"] == 250 and stats["n_gaussians"] == model.num_gaussians
+    assert stats["steps"] == 500 and stats["n_gaussians"] == model.num_gaussians
     assert stats["n_gaussians"] > 300  # densification happened
-    assert steps_seen[-1] == 250 and steps_seen == sorted(steps_seen)
+    assert steps_seen[-1] == 500 and steps_seen == sorted(steps_seen)
     assert 0 < stats["seconds"] <= elapsed + 1e-3
     values = []
     for i in HELD_OUT:
         cam = targets[i][0]
         with torch.no_grad():
             values.append(psnr(render(model, cam).rgb, render(gt, cam).rgb).item())
-    # Measured ~29 dB (64 px, 250 steps); the untrained init scores ~12 dB.
-    assert min(values) > 26.0, values
+    # Measured ~34 dB mean, 33.4 min (64 px, 500 steps, ~8 s); the untrained init scores < 20 dB.
+    assert min(values) > 30.0, values
     with torch.no_grad():
         before = psnr(render(init, targets[2][0]).rgb, render(gt, targets[2][0]).rgb).item()
     assert before < 20.0

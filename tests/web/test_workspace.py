@@ -369,15 +369,21 @@ def test_viewer_versions_fallback_and_download(
     extent = mesh.bounds[1] - mesh.bounds[0]
     assert np.all(extent > 0.4) and np.all(extent < 0.9), extent  # a ball of radius ~0.3
 
-    # the three.js point-cloud fallback draws the same model
-    pg.goto(f"{server['url']}/projects/{pid}?renderer=points")
+    assert console.unexpected() == [], console.errors
+
+    # when Spark cannot load, the three.js point-cloud fallback draws the same model
+    pg.route("**/vendor/spark/*", lambda route: route.abort())
+    pg.goto(f"{server['url']}/projects/{pid}")
     _wait_viewer(pg, 1, "points")
     shot_pts = pg.locator("#viewer-canvas").screenshot()
     (ARTIFACTS / "seeded-points.png").write_bytes(shot_pts)
     assert _non_background_fraction(shot_pts) > 0.03
+    r, _, b = _mean_rgb(shot_pts)
+    assert b > r + 60, (r, b)  # v1 is blue
     assert "points" in pg.inner_text("#viewer-info")
     assert pg.locator("#iterations-body tr").count() == 1
-    assert console.unexpected() == [], console.errors
+    assert console.unexpected(allowed=("net::ERR_FAILED",)) == [], console.errors
+    pg.unroute("**/vendor/spark/*")
 
 
 def test_rejected_uploads_show_the_reason(server: dict[str, Any], page: tuple[Any, Console]) -> None:

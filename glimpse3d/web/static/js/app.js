@@ -8,7 +8,8 @@ const MAX_UPLOAD_BYTES = (() => {
   const v = parseInt(document.querySelector('meta[name="glimpse3d-max-upload-bytes"]')?.content ?? "", 10);
   return Number.isFinite(v) && v > 0 ? v : 10 * 1024 * 1024;
 })();
-const IMAGE_TYPES = ["image/png", "image/jpeg", "image/webp", "image/bmp", "image/tiff", "image/gif"];
+// The formats the API recognises from the file's content (api/uploads.py).
+const IMAGE_TYPES = ["image/png", "image/jpeg", "image/webp", "image/bmp", "image/x-ms-bmp", "image/tiff", "image/gif"];
 const IMAGE_EXT = /\.(png|jpe?g|webp|bmp|tiff?|gif)$/i;
 const POLL_MS = 2000;
 const LIST_POLL_MS = 3000;
@@ -115,9 +116,10 @@ function setProgress(node, pct) {
 /** Client-side checks before sending a photo; returns an error message or null. */
 export function checkFile(file) {
   if (!file) return "Choose a photo first.";
-  const typeOk = file.type ? IMAGE_TYPES.includes(file.type) || file.type.startsWith("image/") : IMAGE_EXT.test(file.name);
+  const typeOk = file.type ? IMAGE_TYPES.includes(file.type) : IMAGE_EXT.test(file.name);
   if (!typeOk) {
-    return `“${file.name}” is not an image${file.type ? ` (${file.type})` : ""}. Choose a PNG, JPEG or WebP photo.`;
+    const what = file.type.startsWith("image/") ? "not a supported image" : "not an image";
+    return `“${file.name}” is ${what}${file.type ? ` (${file.type})` : ""}. Choose a PNG, JPEG or WebP photo.`;
   }
   if (file.size > MAX_UPLOAD_BYTES) {
     return `“${file.name}” is ${formatBytes(file.size)}; the limit is ${formatBytes(MAX_UPLOAD_BYTES)}.`;
@@ -176,7 +178,7 @@ function projectsPage(main) {
 
   const fileInput = h("input", {
     type: "file", id: "file-input", name: "file", class: "visually-hidden",
-    accept: "image/png,image/jpeg,image/webp,image/bmp,image/tiff", "aria-describedby": "drop-help",
+    accept: "image/png,image/jpeg,image/webp,image/bmp,image/tiff,image/gif", "aria-describedby": "drop-help",
   });
   const preview = h("img", { id: "upload-preview", class: "upload-preview", alt: "", hidden: true });
   const chosenName = h("p", { id: "chosen-file", class: "chosen-file", "aria-live": "polite" });
@@ -698,8 +700,7 @@ async function projectPage(main, id) {
   function updateActions(p, models) {
     const active = p.job_active ?? (ACTIVE_STATUSES.has(p.status) && p.status !== "uploading");
     // A failed run has its own Retry button; a finished model is refined, not regenerated.
-    generateBtn.hidden = p.status === "failed" || (models.length > 0 && p.status !== "cancelled");
-    generateBtn.textContent = models.length ? "Generate again" : "Generate 3D model";
+    generateBtn.hidden = p.status === "failed" || models.length > 0;
     generateBtn.disabled = active;
     refineBtn.disabled = active || models.length === 0;
     iterations.disabled = refineBtn.disabled;

@@ -345,7 +345,7 @@ export class SplatViewer {
     const geometry = new THREE.BufferGeometry();
     geometry.setAttribute("position", new THREE.BufferAttribute(data.positions, 3));
     geometry.setAttribute("color", new THREE.BufferAttribute(data.colors, 3));
-    const material = new THREE.PointsMaterial({ size: 0.018, vertexColors: true, sizeAttenuation: true });
+    const material = new THREE.PointsMaterial({ size: 0.022, vertexColors: true, sizeAttenuation: true });
     this.clearObject();
     this.object = new THREE.Points(geometry, material);
     this.scene.add(this.object);
