@@ -317,10 +317,12 @@ def _is_transient(exc: BaseException) -> bool:
 class JobRunner:
     """Runs ``run_pipeline_job`` tasks in a worker process (one instance per process)."""
 
-    def __init__(self, settings: Settings, repo: Repository, storage: Storage) -> None:
+    def __init__(self, settings: Settings, repo: Repository, storage: Storage,
+                 on_progress: ProgressCallback | None = None) -> None:
         self.settings = settings
         self.repo = repo
         self.storage = storage
+        self.on_progress = on_progress  # runner progress events in this process (logs, tests)
         self.conninfo = conninfo_from_url(settings.resolved_database_url)
         self.started = 0  # task starts in this process (tests, metrics)
 
@@ -398,7 +400,7 @@ class JobRunner:
             return True
 
         runner = PipelineRunner(self.repo, self.storage, self.settings,
-                                should_cancel=should_cancel)
+                                on_progress=self.on_progress, should_cancel=should_cancel)
         try:
             runner.run_job(pid, dict(spec))
         except Cancelled:

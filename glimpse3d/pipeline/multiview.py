@@ -90,6 +90,9 @@ class Proxy:
     rgb_back: np.ndarray = field(repr=False)  # (S,S,3) blurred copy for hidden surfaces
     depth0: np.ndarray = field(repr=False)  # (s,s) proxy depth from camera 0 (s <= 256)
     mean_edge: float = 0.0  # mean mesh edge length (scene units)
+    # per-vertex weight of the input's colour, smoothed over the mesh (softens the seam
+    # between the seen and the hidden side)
+    vertex_front_weight: np.ndarray | None = field(default=None, repr=False)
     _samples: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(
         default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -106,24 +109,19 @@ class Proxy:
             return self._samples[m]
 
     def _make_points(self, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        pts, nrm = _geometry_points(self, m)
-        return pts, nrm, self._colour(pts, nrm).astype(np.float32)
+        pts, nrm, floor = _geometry_points(self, m, self.vertex_front_weight)
+        return pts, nrm, self._colour(pts, nrm, floor).astype(np.float32)
 
-    def _colour(self, pts: np.ndarray, nrm: np.ndarray) -> np.ndarray:
-        return colour_points(pts, nrm, self.rgb_front, self.rgb_back, self.depth0, self.mean_edge)
+    def _colour(self, pts: np.ndarray, nrm: np.ndarray, floor: np.ndarray | None = None
+                ) -> np.ndarray:
+        return colour_points(pts, nrm, self.rgb_front, self.rgb_back, self.depth0,
+                             self.mean_edge, floor)
 
 
-def colour_points(pts: np.ndarray, nrm: np.ndarray, rgb_front: np.ndarray, rgb_back: np.ndarray,
-                  depth0: np.ndarray, tol: float) -> np.ndarray:
-    """RGB (N,3) of surface points (N,3) with outward normals (N,3).
-
-    Points seen from view 0 take the input's colour at their projection (projected texture);
-    the others take the blurred input at the front/back mirror image of the point (x -> -x,
-    i.e. the matching point on the visible side), so the hidden side keeps the front's colours
-    and brightness without copying its details. The two are blended by how squarely the
-    surface faces camera 0, which hides texture stretching on grazing surfaces.
-    """
-    size = rgb_front.shape[0]
+def front_weight(pts: np.ndarray, nrm: np.ndarray, depth0: np.ndarray, size: int, tol: float
+                 ) -> np.ndarray:
+    """Weight in [0,1] of the input's colour for surface points: 1 where seen squarely from
+    view 0, fading to 0 at grazing angles, 0 where hidden (behind the view-0 depth)."""
     cam0 = orbit_camera(ELEVATION_DEG, 0.0, size=size)
     u, v, z = _project(cam0, pts)
     k = depth0.shape[0] / size
@@ -131,11 +129,29 @@ def colour_points(pts: np.ndarray, nrm: np.ndarray, rgb_front: np.ndarray, rgb_b
     vi = np.clip((v * k).astype(np.int64), 0, depth0.shape[0] - 1)
     zmax = ndimage.maximum_filter(np.where(depth0 > 0, depth0, np.inf), size=3)
     visible = z <= zmax[vi, ui] + max(2.0 * tol, 0.02)
-    to_cam = cam0.center[None, :] - pts
+    to_cam = cam0.center[None, :].astype(np.float32) - pts
     to_cam /= np.linalg.norm(to_cam, axis=1, keepdims=True)
     facing = np.sum(nrm * to_cam, axis=1)
     t = np.clip((facing - 0.02) / 0.12, 0.0, 1.0)
-    w = (t * t * (3 - 2 * t)) * visible
+    return ((t * t * (3 - 2 * t)) * visible).astype(np.float32)
+
+
+def colour_points(pts: np.ndarray, nrm: np.ndarray, rgb_front: np.ndarray, rgb_back: np.ndarray,
+                  depth0: np.ndarray, tol: float, floor: np.ndarray | None = None) -> np.ndarray:
+    """RGB (N,3) of surface points (N,3) with outward normals (N,3).
+
+    Points seen from view 0 take the input's colour at their projection (projected texture);
+    the others take the blurred input at the front/back mirror image of the point (x -> -x,
+    i.e. the matching point on the visible side), so the hidden side keeps the front's colours
+    and brightness without copying its details. The two are blended by :func:`front_weight`
+    (raised to ``floor`` where given: the mesh-smoothed weight, which softens the seam).
+    """
+    size = rgb_front.shape[0]
+    cam0 = orbit_camera(ELEVATION_DEG, 0.0, size=size)
+    w = front_weight(pts, nrm, depth0, size, tol)
+    if floor is not None:
+        w = np.maximum(w, floor)
+    u, v, _ = _project(cam0, pts)
     front = _bilinear(rgb_front, u, v)
     mirrored = pts * np.array([-1.0, 1.0, 1.0], dtype=pts.dtype)
     ub, vb, _ = _project(cam0, mirrored)
@@ -143,9 +159,25 @@ def colour_points(pts: np.ndarray, nrm: np.ndarray, rgb_front: np.ndarray, rgb_b
     return w[:, None] * front + (1 - w[:, None]) * back
 
 
+def _smooth_on_mesh(values: np.ndarray, faces: np.ndarray, iterations: int = 40) -> np.ndarray:
+    """Diffuse per-vertex values over the mesh (neighbour averaging)."""
+    from scipy.sparse import coo_matrix, diags
+
+    n = len(values)
+    rows = np.concatenate([faces[:, 0], faces[:, 1], faces[:, 2], faces[:, 1], faces[:, 2], faces[:, 0]])
+    cols = np.concatenate([faces[:, 1], faces[:, 2], faces[:, 0], faces[:, 0], faces[:, 1], faces[:, 2]])
+    adj = coo_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(n, n)).tocsr()
+    deg = np.asarray(adj.sum(axis=1)).ravel()
+    walk = diags(1.0 / np.maximum(deg, 1.0)) @ adj
+    out = values.astype(np.float32)
+    for _ in range(iterations):
+        out = 0.5 * out + 0.5 * (walk @ out)
+    return out.astype(np.float32)
+
+
 _CACHE: OrderedDict[str, Proxy] = OrderedDict()
 _CACHE_LOCK = threading.Lock()
-_CACHE_SIZE = 4
+_CACHE_SIZE = 2
 
 
 def _key(processed: np.ndarray, params: tuple) -> str:
@@ -161,7 +193,10 @@ def build_proxy(processed: np.ndarray, *, grid: int = GRID, hull_azimuths: int =
     Cached by the content hash of ``processed`` (and the parameters), so the depth stage reuses
     the multiview stage's proxy. Raises ``ValueError`` on an empty silhouette.
     """
-    processed = np.asarray(processed, dtype=np.float32)
+    processed = np.asarray(processed)
+    if processed.dtype == np.uint8:
+        processed = processed.astype(np.float32) / 255.0
+    processed = processed.astype(np.float32, copy=False)
     if processed.ndim != 3 or processed.shape[2] != 4 or processed.shape[0] != processed.shape[1]:
         raise ValueError(f"processed must be a square RGBA (S,S,4) array, got {processed.shape}")
     key = _key(processed, (grid, hull_azimuths, inflation))
@@ -326,10 +361,12 @@ def _build(processed: np.ndarray, key: str, grid: int, hull_azimuths: int,
                 np.zeros_like(verts), rgb_front, rgb_back, np.zeros((size, size), np.float32),
                 float(edges.mean()))
     cam0 = orbit_camera(ELEVATION_DEG, 0.0, size=min(size, 256))
-    pts, nrm = _geometry_points(tmp, _subdivisions(tmp, cam0))
+    pts, nrm, _ = _geometry_points(tmp, _subdivisions(tmp, cam0))
     depth0, _ = _zbuffer(pts, nrm, None, cam0)
     tmp.depth0 = depth0
-    tmp.vertex_colours = tmp._colour(verts, normals).astype(np.float32)
+    w_v = front_weight(verts, normals.astype(np.float32), depth0, size, tmp.mean_edge)
+    tmp.vertex_front_weight = _smooth_on_mesh(w_v, tmp.faces)
+    tmp.vertex_colours = tmp._colour(verts, normals, tmp.vertex_front_weight).astype(np.float32)
     return tmp
 
 
@@ -358,10 +395,12 @@ def _largest_mesh_component(verts: np.ndarray, faces: np.ndarray, normals: np.nd
     return verts[used], remap[faces], normals[used]
 
 
-def _geometry_points(proxy: Proxy, m: int) -> tuple[np.ndarray, np.ndarray]:
+def _geometry_points(proxy: Proxy, m: int, attr: np.ndarray | None = None
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Surface samples without colours: centroids of an m x m subdivision of each triangle.
 
-    Returns points (N,3) and unit normals (N,3), float32.
+    Returns points (N,3), unit normals (N,3) (float32) and, when a per-vertex ``attr`` (V,) is
+    given, its barycentric interpolation (N,).
     """
     bary = []
     for i in range(m):
@@ -374,7 +413,10 @@ def _geometry_points(proxy: Proxy, m: int) -> tuple[np.ndarray, np.ndarray]:
     pts = np.matmul(w[None], proxy.vertices[proxy.faces]).reshape(-1, 3)
     nrm = np.matmul(w[None], proxy.vertex_normals[proxy.faces]).reshape(-1, 3)
     nrm /= np.maximum(np.sqrt(np.einsum("ij,ij->i", nrm, nrm))[:, None], 1e-9)
-    return pts.astype(np.float32), nrm.astype(np.float32)
+    extra = None
+    if attr is not None:
+        extra = np.matmul(attr[proxy.faces].astype(np.float32), w.T).reshape(-1)
+    return pts.astype(np.float32), nrm.astype(np.float32), extra
 
 
 def _subdivisions(proxy: Proxy, camera: Camera, spacing_px: float = 0.8) -> int:

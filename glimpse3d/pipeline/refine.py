@@ -46,7 +46,8 @@ DEPTH_THRESHOLD = 0.5
 FEATURE_THRESHOLD = 0.5
 CONVERGENCE_THRESHOLD = 0.005
 WORK_SIZE = 128
-STEPS_PER_ACCEPTED_VIEW = 2
+STEPS_PER_ACCEPTED_VIEW = 0.5  # optimisation steps per accepted view (4 views per step)
+VIEWS_PER_STEP = 4
 
 
 class RefinementError(UserError):
@@ -201,10 +202,10 @@ def _straight(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
 def refine_config(n_accepted: int, step_scale: float, seed: int, size: int) -> TrainConfig:
     """Optimisation used to back-project accepted views (base rates x ``step_scale``)."""
     return TrainConfig(
-        steps=max(1, STEPS_PER_ACCEPTED_VIEW * n_accepted),
+        steps=max(1, round(STEPS_PER_ACCEPTED_VIEW * n_accepted)),
         image_size=size,
-        lr_means=2e-4,
-        lr_means_final=1e-4,
+        lr_means=1e-4,
+        lr_means_final=5e-5,
         lr_log_scales=2e-3,
         lr_quats=1e-3,
         lr_opacity=2e-2,
@@ -213,6 +214,7 @@ def refine_config(n_accepted: int, step_scale: float, seed: int, size: int) -> T
         lambda_dssim=0.2,
         lambda_alpha=0.2,
         densify=False,
+        views_per_step=min(VIEWS_PER_STEP, max(1, n_accepted)),
         seed=seed,
         progress_interval=10**9,
     )
@@ -269,13 +271,17 @@ def refine_iteration(
     depth_threshold: float = DEPTH_THRESHOLD,
     feature_threshold: float = FEATURE_THRESHOLD,
     convergence_threshold: float = CONVERGENCE_THRESHOLD,
+    keep_best: bool = True,
 ) -> IterationResult:
     """Run one MVCRM iteration; ``model`` is not modified (see the module docstring).
 
     ``iteration`` is 1-based or 0-based as the caller likes; it only sets the default
     ``step_scale = 1 / (1 + iteration)``. ``on_view(view_index, n_views)`` is called after
     each view is enhanced and judged; ``should_stop()`` is polled between views and raises
-    :class:`glimpse3d.errors.Cancelled`.
+    :class:`glimpse3d.errors.Cancelled`. With ``keep_best`` (default) the update is kept
+    only if it raises the overall quality against the references; otherwise the input
+    model is returned (``stats["update_kept"]`` is False), so an iteration never makes the
+    model worse by this measure.
     """
     t0 = time.perf_counter()
     n = len(cameras)
@@ -318,7 +324,7 @@ def refine_iteration(
             if on_view is not None:
                 on_view(k, n)
 
-        new_model = model.clone()
+        new_model = model
         train_stats: dict[str, Any] = {}
         chosen = [k for k in range(n) if accepted[k]]
         if chosen and scale > 0:
@@ -331,6 +337,13 @@ def refine_iteration(
             new_model, train_stats = train(model, targets, cfg, should_stop=should_stop)
 
         per_view, summary, _ = evaluate_model(new_model, refs, ref_depths, cams, features)
+        kept = new_model is not model
+        if kept and keep_best:
+            old_view, old_summary, _ = evaluate_model(model, refs, ref_depths, cams, features)
+            if old_summary["overall_quality"] >= summary["overall_quality"]:  # type: ignore[operator]
+                new_model, per_view, summary, kept = model.clone(), old_view, old_summary, False
+        if new_model is model:
+            new_model = model.clone()
     quality = float(summary["overall_quality"])  # type: ignore[arg-type]
     converged = previous_quality is not None and (quality - previous_quality) < convergence_threshold
     return IterationResult(
@@ -344,7 +357,8 @@ def refine_iteration(
         metrics=summary,
         converged=bool(converged),
         seconds=time.perf_counter() - t0,
-        stats={"step_scale": scale, "work_size": size, "accepted": len(chosen), **train_stats},
+        stats={"step_scale": scale, "work_size": size, "accepted": len(chosen),
+               "update_kept": kept, **train_stats},
     )
 
 

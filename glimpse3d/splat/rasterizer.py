@@ -268,12 +268,14 @@ def composite_torch(
         total = int(counts.sum()) if counts.numel() else 0
         gid_local = torch.repeat_interleave(torch.arange(vis.shape[0], device=device), counts)
         offsets = torch.cumsum(counts, 0) - counts
-        local = torch.arange(total, device=device) - offsets[gid_local]
-        px = b[gid_local, 0] + local % bw[gid_local]
-        py = b[gid_local, 1] + local // bw[gid_local]
-        gid = vis[gid_local]
-        del gid_local, local
-        alpha = _pair_alpha(packed.detach()[gid], px, py).clamp_max(ALPHA_MAX)
+        per = torch.stack([vis, b[:, 0], b[:, 1], bw, offsets], dim=1)[gid_local]  # one gather
+        del gid_local
+        local = torch.arange(total, device=device) - per[:, 4]
+        px = per[:, 1] + local % per[:, 3]
+        py = per[:, 2] + local // per[:, 3]
+        gid = per[:, 0]
+        del per, local
+        alpha = _pair_alpha(packed.detach()[:, :6].contiguous()[gid], px, py).clamp_max(ALPHA_MAX)
         keep = torch.nonzero(alpha >= ALPHA_MIN).squeeze(1)
         gid, pix, alpha = gid[keep], (py * width + px)[keep], alpha[keep]
         order = torch.argsort(pix, stable=True)  # pairs were in depth order; keep it per pixel

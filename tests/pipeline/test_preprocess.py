@@ -260,3 +260,21 @@ def test_custom_segmenter_and_size() -> None:
     assert res.rgba.shape == (256, 256, 4)
     x0, y0, x1, y1 = _bbox(res.mask)
     assert (x1 - x0) / 256 == pytest.approx(0.85, abs=0.02)
+
+
+@pytest.mark.parametrize("name,alpha", [("mug.png", False), ("coffee.jpg", False), ("toy.png", True)])
+def test_bundled_samples(name: str, alpha: bool) -> None:
+    from pathlib import Path
+
+    import glimpse3d
+
+    path = Path(glimpse3d.__file__).parent / "samples" / name
+    data = path.read_bytes()
+    assert len(data) <= 300_000
+    img = validate_image(data, max_bytes=10 * 1024 * 1024)
+    assert 512 <= max(img.size) <= 800
+    res = preprocess_image(img)
+    assert res.used_alpha is alpha
+    x0, y0, x1, y1 = _bbox(res.mask)
+    assert max(x1 - x0, y1 - y0) / 512 == pytest.approx(0.85, abs=0.02)
+    assert 0.25 < (res.mask > 0.5).mean() < 0.75
