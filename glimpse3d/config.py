@@ -65,7 +65,8 @@ class Settings(BaseSettings):
     device: str = Field("auto", description="auto | cpu | cuda | mps")
     view_size: int = Field(256, ge=64, le=1024, description="Pixels per generated view.")
     refine_iterations: int = Field(3, ge=0, le=10, description="Default refinement iterations.")
-    max_gaussians: int = Field(30000, ge=1000, description="Gaussian budget.")
+    max_gaussians: int = Field(30000, ge=100, description="Gaussian budget.")
+    train_steps: int = Field(300, ge=10, le=20000, description="Optimisation steps for v0.")
     seed: int = Field(0, description="Default random seed.")
     export_formats: list[str] = Field(
         default_factory=lambda: ["ply", "splat", "glb", "obj", "mp4"],

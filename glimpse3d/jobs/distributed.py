@@ -22,6 +22,8 @@ At-least-once, without duplicates
   a second run of the same project (e.g. after a false stall) waits until the first one's
   process or connection is gone. The runner skips stages whose outputs are recorded and all
   writes are upserts on natural keys, so a resumed job never duplicates rows or files.
+* ``is_active`` is ``projects.job`` (recorded before the deferral, cleared by the worker once
+  the run recorded its outcome), so every API process answers the same without a cache.
 * Each start of a job increments ``projects.attempts``; after ``settings.max_job_attempts``
   starts the project is marked failed with a reason (a job that keeps killing workers stops).
   A graceful worker shutdown (SIGTERM) interrupts the job between steps and re-queues it
@@ -126,6 +128,11 @@ def tuning(settings: Any) -> WorkerTuning:
             f"interval ({t.heartbeat:g} s)"
         )
     return t
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def conninfo_from_url(url: str) -> str:
@@ -257,7 +264,7 @@ class StalledJobWatcher:
             try:
                 self.recovered += recover_stalled_jobs(self.conninfo, self.stalled_seconds)
             except Exception as exc:  # noqa: BLE001 - keep watching; the DB may come back
-                log.warning("stalled-job check failed: %s", str(exc).splitlines()[0:1])
+                log.warning("stalled-job check failed: %s", _first_line(exc))
 
 
 # ------------------------------------------------------------------ the app and the task
@@ -362,7 +369,7 @@ class JobRunner:
             if _is_transient(exc):
                 reason = context.abort_reason() if context is not None else None
                 log.warning("project %s: lost the database (%s); re-queued", project_id,
-                            str(exc).splitlines()[:1])
+                            _first_line(exc))
                 if reason == AbortReason.USER_REQUEST:
                     raise JobAborted() from exc
                 raise RetryLater(f"database connection lost: {exc}") from exc
@@ -519,6 +526,8 @@ class ProcrastinateQueue:
         self.repo.update_project(project_id, job=spec, attempts=0, error_message=None)
         try:
             self._defer(project_id, spec)
+        except WrongState:
+            raise  # a job is queued already (another process): keep the recorded job
         except Exception:
             with contextlib.suppress(Exception):
                 self.repo.update_project(project_id, job=None)
@@ -587,7 +596,7 @@ class ProcrastinateQueue:
             row = self._query_one("SELECT to_regclass('procrastinate_jobs') IS NOT NULL AS ok")
         except Exception as exc:  # noqa: BLE001 - one-line reason
             raise RuntimeError(
-                f"job queue database unreachable: {str(exc).strip().splitlines()[:1]}"
+                f"job queue database unreachable: {_first_line(exc)}"
             ) from exc
         if not row["ok"]:
             raise RuntimeError("procrastinate's schema is missing: run `glimpse3d db upgrade`")
@@ -701,7 +710,7 @@ async def _supervise(settings: Settings, runner: JobRunner, queues: list[str] | 
                          ", ".join(queues) if queues else "all queues", concurrency)
                 await worker.run()
         except Exception as exc:  # noqa: BLE001 - restart below; the reason is logged
-            log.error("worker stopped: %s", str(exc).splitlines()[:1])
+            log.error("worker stopped: %s", _first_line(exc))
         finally:
             current.clear()
         if stop.is_set():

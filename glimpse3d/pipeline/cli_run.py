@@ -75,6 +75,7 @@ def run_photo(
 ) -> dict[str, Any]:
     """Run (or resume) the pipeline on ``photo`` with artifacts under ``out``; returns the report."""
     from glimpse3d.db.repository import ProjectNotFound, open_repository
+    from glimpse3d.pipeline.preprocess import validate_image
     from glimpse3d.storage.factory import open_storage
     from glimpse3d.storage.local import LocalStorage
 
@@ -83,6 +84,7 @@ def run_photo(
         raise UserError(f"photo not found: {photo}")
     data = photo.read_bytes()
     settings = get_settings().model_copy(update={"seed": seed})
+    validate_image(data, max_bytes=settings.max_upload_bytes)  # fail fast, before any output
     out.mkdir(parents=True, exist_ok=True)
     storage = LocalStorage(out) if "://" not in settings.resolved_storage_url \
         or settings.resolved_storage_url.startswith("file://") else open_storage(settings)

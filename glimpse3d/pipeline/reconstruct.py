@@ -259,7 +259,8 @@ def reconstruct(
 ) -> tuple[GaussianModel, dict]:
     """Initialise from depth and train on the views; returns (model v0, stats).
 
-    ``init_fraction`` of ``max_gaussians`` seeds the model, densification may grow it up to
+    Training runs at ``config.image_size`` (128 px by default), or at the views' size when
+    they are smaller. ``init_fraction`` of ``max_gaussians`` seeds the model, densification may grow it up to
     ``max_gaussians``. ``config`` overrides :func:`default_train_config` (its
     ``max_gaussians``/``seed`` are replaced by the arguments). ``on_step(step, total)``
     reports training progress; ``should_stop()`` raises ``Cancelled`` inside training.
@@ -280,6 +281,9 @@ def reconstruct(
 
     cfg = config or default_train_config(max_gaussians, seed)
     cfg = replace(cfg, max_gaussians=max_gaussians, seed=seed)
+    smallest = min(min(np.asarray(v).shape[:2]) for v in views)
+    if cfg.image_size is not None and cfg.image_size > smallest:
+        cfg = replace(cfg, image_size=int(smallest))  # never upsample the views
     targets = []
     for view, cam in zip(views, cameras, strict=True):
         img = np.asarray(view, dtype=np.float32)

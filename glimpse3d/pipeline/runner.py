@@ -26,7 +26,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,8 @@ STAGES: dict[str, tuple[str, float, float]] = {
     "export": ("exporting", 95.0, 100.0),
 }
 GENERATE_EXPORTS = ("ply", "splat")
+# refinement stops early once overall quality (in [0,1]) rises by less than this
+CONVERGENCE_DELTA = 0.001
 STRENGTH_PRESETS = {"low": 0.25, "medium": 0.5, "high": 0.75}
 CONTENT_TYPES = {
     "png": "image/png",
@@ -421,7 +423,7 @@ class PipelineRunner:
         return model_from_bytes(self.storage.get_bytes(MODELS, row["model_key"]), "ply"), row["version"]
 
     def _stage_reconstruct(self, pid: str) -> None:
-        from glimpse3d.pipeline.reconstruct import reconstruct
+        from glimpse3d.pipeline.reconstruct import default_train_config, reconstruct
 
         models = self.repo.list_models(pid)
         if any(m["version"] == 0 and self.storage.exists(MODELS, m["model_key"]) for m in models):
@@ -434,10 +436,18 @@ class PipelineRunner:
             def on_step(step: int, total: int) -> None:
                 self._emit(pid, "reconstruct", step / max(total, 1), f"training {step}/{total}")
 
+            seed = self._seed(pid)
+            base = default_train_config(self.settings.max_gaussians, seed)
+            k = self.settings.train_steps / base.steps  # keep the densification schedule's shape
+            config = replace(
+                base, steps=self.settings.train_steps,
+                densify_from=max(1, round(base.densify_from * k)),
+                densify_until=max(2, round((base.densify_until or base.steps) * k)),
+                densify_interval=max(1, round(base.densify_interval * k)),
+            )
             model, _stats = reconstruct(
                 views, depths, self._cameras(), max_gaussians=self.settings.max_gaussians,
-                seed=self._seed(pid), on_step=on_step,
-                should_stop=self.should_cancel,
+                seed=seed, on_step=on_step, should_stop=self.should_cancel, config=config,
             )
             self._check_cancel()
             self._save_model(pid, model, 0, None, "reconstruct")
@@ -465,14 +475,16 @@ class PipelineRunner:
                 base = (number - first) / total
                 self._emit(pid, "refine", base, f"iteration {number}", force=True)
 
-                def on_view(k: int, base: float = base, number: int = number) -> None:
-                    self._emit(pid, "refine", base + (k + 1) / NUM_VIEWS / total * 0.9,
-                               f"iteration {number}: view {k + 1}/16")
+                def on_view(k: int, n: int = NUM_VIEWS, *, base: float = base,
+                            number: int = number) -> None:
+                    self._emit(pid, "refine", base + (k + 1) / max(n, 1) / total * 0.9,
+                               f"iteration {number}: view {k + 1}/{n}")
 
                 result = refine_iteration(
                     model, references, depths, cameras, enhancer=enhancer, features=features,
                     iteration=number, previous_quality=previous, strength=strength,
                     seed=seed + number, on_view=on_view, should_stop=self.should_cancel,
+                    work_size=self.settings.view_size, convergence_threshold=CONVERGENCE_DELTA,
                 )
                 self._check_cancel()
                 self._record_iteration(pid, number, version, result, enhancer.name)

@@ -21,6 +21,7 @@ installed) and ``"auto"`` (gsplat on CUDA when importable, otherwise ``"fast"`` 
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -297,6 +298,7 @@ def composite_torch(
 
 
 # ------------------------------------------------------------------------------ render
+@functools.cache
 def _gsplat_available() -> bool:
     try:
         import gsplat  # noqa: F401
@@ -305,6 +307,7 @@ def _gsplat_available() -> bool:
     return True
 
 
+@functools.cache
 def _fast_available() -> bool:
     try:
         import numba  # noqa: F401
@@ -347,6 +350,7 @@ def render(
     ``background`` is an RGB (3,) tensor in [0,1] (default black, so ``rgb`` is premultiplied).
     ``sh_degree`` limits the SH degree used (default: the model's).
     """
+    _check_inputs(model, camera, sh_degree)
     dtype, device = model.means.dtype, model.means.device
     which = resolve_backend(backend, device)
     if background is None:

@@ -112,7 +112,7 @@ class Cluster:
             "GLIMPSE3D_WORKER_HEARTBEAT_SECONDS": "0.5",
             "GLIMPSE3D_WORKER_STALLED_SECONDS": "3",
             "GLIMPSE3D_WORKER_POLL_SECONDS": "0.5",
-            "GLIMPSE3D_WORKER_SHUTDOWN_SECONDS": "2",
+            "GLIMPSE3D_WORKER_SHUTDOWN_SECONDS": "0.5",
             "OMP_NUM_THREADS": "1",
             "MKL_NUM_THREADS": "1",
             "PYTHONUNBUFFERED": "1",
@@ -146,9 +146,11 @@ class Cluster:
         self.procs.append(proc)
         return proc
 
-    def start_worker(self, name: str, concurrency: int = 1, queues: str = "") -> Proc:
-        argv = [sys.executable, "-m", "glimpse3d.cli", "worker", "--concurrency",
-                str(concurrency)]
+    def start_worker(self, name: str, concurrency: int | None = None, queues: str = "") -> Proc:
+        """``glimpse3d worker`` (concurrency from GLIMPSE3D_WORKER_CONCURRENCY unless given)."""
+        argv = [sys.executable, "-m", "glimpse3d.cli", "worker"]
+        if concurrency is not None:
+            argv += ["--concurrency", str(concurrency)]
         if queues:
             argv += ["--queues", queues]
         return self._spawn(name, argv)

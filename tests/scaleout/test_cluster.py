@@ -96,8 +96,8 @@ def test_two_apis_two_workers_survive_a_killed_worker(
         redis_url = c.start_redis()
         limits = {"GLIMPSE3D_REDIS_URL": redis_url, "GLIMPSE3D_RATE_LIMIT": "3/minute"}
         api1, api2 = c.start_api("api-1", limits), c.start_api("api-2", limits)
-        c.start_worker("worker-a")
-        c.start_worker("worker-b")
+        c.start_worker("worker-a", queues="pipeline,gpu")
+        c.start_worker("worker-b", concurrency=1)
         c.wait_api(api1)
         c.wait_api(api2)
         c.wait_workers(2)

@@ -370,3 +370,11 @@ def test_fast_backend_survives_fork():
         proc.kill()
     assert proc.exitcode == 0
     assert queue.get(timeout=5) == pytest.approx(want)
+
+
+def test_wrong_argument_types_are_user_errors():
+    cam = orbit_camera(30.0, 0.0, size=16)
+    with pytest.raises(RasterizerError, match="GaussianModel"):
+        render("model.ply", cam)
+    with pytest.raises(RasterizerError, match="Camera"):
+        render(GaussianModel.random(3), np.eye(4))
