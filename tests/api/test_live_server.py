@@ -100,6 +100,25 @@ def test_end_to_end_with_a_restart_in_the_middle(api_settings, fast_pipeline) ->
         assert ("glb", 1) in {(e["format"], e["model_version"]) for e in exports}
 
 
+def _read_http_reply(sock: socket.socket) -> str:
+    """Read one HTTP response (headers + Content-Length body), however it is segmented."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data.decode()
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                   if line.lower().startswith(b"content-length:")), 0)
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return (head + b"\r\n\r\n" + body).decode()
+
+
 def test_content_length_over_limit_gets_413_before_the_body(api_settings) -> None:
     from glimpse3d.api.app import create_app
 
@@ -111,7 +130,7 @@ def test_content_length_over_limit_gets_413_before_the_body(api_settings) -> Non
                 b"Content-Type: multipart/form-data; boundary=b\r\n"
                 b"Content-Length: 52428800\r\n\r\n"
             )
-            reply = s.recv(65536).decode()  # answered without sending one body byte
+            reply = _read_http_reply(s)  # answered without sending one body byte
         assert reply.startswith("HTTP/1.1 413"), reply
         assert "too large" in reply
 

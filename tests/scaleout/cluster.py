@@ -110,7 +110,7 @@ class Cluster:
             "GLIMPSE3D_EXPORT_FORMATS": json.dumps(["ply", "splat"]),
             "GLIMPSE3D_CLEANUP_INTERVAL_MINUTES": "0",
             "GLIMPSE3D_WORKER_HEARTBEAT_SECONDS": "0.5",
-            "GLIMPSE3D_WORKER_STALLED_SECONDS": "3",
+            "GLIMPSE3D_WORKER_STALLED_SECONDS": "5",
             "GLIMPSE3D_WORKER_POLL_SECONDS": "0.5",
             "GLIMPSE3D_WORKER_SHUTDOWN_SECONDS": "0.5",
             "OMP_NUM_THREADS": "1",
@@ -187,7 +187,7 @@ class Cluster:
     def live_workers(self) -> int:
         with contextlib.suppress(psycopg.Error):
             return int(self.sql("SELECT count(*) FROM procrastinate_workers WHERE "
-                                "last_heartbeat > NOW() - interval '3 seconds'")[0][0])
+                                "last_heartbeat > NOW() - interval '5 seconds'")[0][0])
         return 0
 
     def wait_workers(self, n: int, timeout: float = 60) -> None:

@@ -33,13 +33,16 @@ def pq(pq_settings: Callable[..., Any], tmp_path: Any) -> Iterator[tuple[Any, An
     """(settings, repo, ProcrastinateQueue) on a fresh database (local storage); started."""
     from glimpse3d.db.repository import open_repository
     from glimpse3d.jobs.base import make_queue
+    from glimpse3d.jobs.distributed import ProcrastinateQueue
     from glimpse3d.storage.local import LocalStorage
 
     settings = pq_settings()
     repo = open_repository(settings.resolved_database_url)
     storage = LocalStorage(tmp_path / "storage")
     storage.ensure_buckets()
-    queue = make_queue(settings, repo, storage)
+    assert isinstance(make_queue(settings, repo, storage), ProcrastinateQueue)
+    # no background stall watcher: the tests call recover_stalled_jobs themselves
+    queue = ProcrastinateQueue(settings, repo, storage, watch_stalled=False)
     queue.start()
     try:
         yield settings, repo, queue
