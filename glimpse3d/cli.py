@@ -39,6 +39,8 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from pydantic import ValidationError
+
         from glimpse3d.errors import UserError
 
         try:
@@ -47,6 +49,11 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise
         except UserError as exc:
             _fail(2, str(exc))
+        except ValidationError as exc:  # a GLIMPSE3D_* setting has a bad value
+            problems = "; ".join(
+                f"GLIMPSE3D_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
+            )
+            _fail(2, f"invalid setting: {problems}")
         except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
             _fail(2, f"{exc.strerror or exc}: {exc.filename}")
         except KeyboardInterrupt:

@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     queue: Literal["inline", "procrastinate"] = Field("inline", description="Job engine.")
     worker_concurrency: int = Field(1, ge=1, description="Pipelines run at once per worker.")
     max_job_attempts: int = Field(3, ge=1, description="Attempts before a project is failed.")
+    worker_heartbeat_seconds: float = Field(10.0, gt=0, description="Worker heartbeat interval.")
+    worker_stalled_seconds: float = Field(
+        30.0, gt=0, description="A worker silent this long is dead; its job is re-queued."
+    )
+    worker_poll_seconds: float = Field(5.0, gt=0, description="Worker poll interval for new jobs.")
+    worker_shutdown_seconds: float = Field(20.0, gt=0, description="Grace period on SIGTERM.")
 
     # --- pipeline
     segment_backend: str = Field("classic", description="classic | transformers | rembg")

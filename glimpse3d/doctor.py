@@ -292,6 +292,28 @@ def _check_storage_roundtrip(state: dict[str, Any]) -> str:
     return f"put/get/delete in {MODELS}"
 
 
+def _check_queue(state: dict[str, Any]) -> str:
+    """The inline queue needs nothing; procrastinate needs its schema and live workers."""
+    settings = state["settings"]
+    if settings.queue != "procrastinate":
+        return "inline (in-process worker, nothing to check)"
+    from glimpse3d.jobs.distributed import ProcrastinateQueue
+
+    queue = ProcrastinateQueue(settings, None, None, watch_stalled=False)
+    try:
+        queue.check()
+        workers = queue.live_workers()
+    except Exception as exc:  # noqa: BLE001 - reported as a FAIL line
+        raise _Fail(f"procrastinate: {exc}".splitlines()[0],
+                    "run `glimpse3d db upgrade` to apply the job schema") from exc
+    finally:
+        queue.stop()
+    if workers == 0:
+        raise _Fail("procrastinate schema present but no live worker",
+                    "start one with `glimpse3d worker`")
+    return f"procrastinate, {workers} live worker(s)"
+
+
 CHECKS: list[tuple[str, Callable[[dict[str, Any]], str], tuple[str, ...]]] = [
     ("settings", _check_settings, ()),
     ("database connection", _check_connection, ("settings",)),
@@ -301,6 +323,7 @@ CHECKS: list[tuple[str, Callable[[dict[str, Any]], str], tuple[str, ...]]] = [
     ("buckets", _check_buckets, ("settings",)),
     ("database round trip", _check_db_roundtrip, ("tables", "views")),
     ("storage round trip", _check_storage_roundtrip, ("buckets",)),
+    ("job queue", _check_queue, ("migrations at head",)),
 ]
 
 

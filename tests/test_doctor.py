@@ -25,7 +25,7 @@ def _status(out: str, name: str) -> str:
 
 
 NAMES = ["settings", "database connection", "tables", "views", "migrations at head", "buckets",
-         "database round trip", "storage round trip"]
+         "database round trip", "storage round trip", "job queue"]
 
 
 def test_pass_on_sqlite_and_local(make_settings, sqlite_url):
@@ -163,3 +163,14 @@ def test_cli_doctor_exit_code(tmp_path, monkeypatch):
         get_settings.cache_clear()
     assert result.exit_code == 0, result.output
     assert "all checks passed" in result.output
+
+
+def test_procrastinate_queue_without_a_live_worker_fails(make_settings, pg_url):
+    from glimpse3d.jobs.distributed import apply_schema
+
+    settings = make_settings(database_url=pg_url, queue="procrastinate")
+    upgrade(pg_url)
+    apply_schema(settings)  # idempotent
+    ok, out = _run(settings)
+    assert not ok and _status(out, "job queue") == "FAIL"
+    assert "no live worker" in out and "glimpse3d worker" in out

@@ -20,6 +20,8 @@ from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
+
 TERMINAL = ("completed", "failed", "cancelled")
 
 
@@ -121,7 +123,7 @@ async def project_events(
             if project is None:
                 yield format_event(last_sent + 1, "deleted", {"project_id": project_id})
                 return
-            active = is_active()
+            active = await run_in_threadpool(is_active)  # may read the database
             data = snapshot(project)
             data["job_active"] = active
             fp = tuple(sorted((k, str(v)) for k, v in data.items() if k != "message"))

@@ -53,8 +53,9 @@ def test_remote_code_matting_model(tiny_dir, make_settings, monkeypatch, capsys)
     with pytest.raises(BackendUnavailable, match="GLIMPSE3D_TRUST_REMOTE_CODE=1"):
         load_backend("segment", settings)
     assert "trust_remote_code" not in capsys.readouterr().out  # no interactive prompt
-    monkeypatch.setenv("GLIMPSE3D_TRUST_REMOTE_CODE", "1")
-    seg = load_backend("segment", settings)
+    trusted = make_settings(segment_backend="transformers", segment_model=path, device="cpu",
+                            trust_remote_code=True)
+    seg = load_backend("segment", trusted)
     assert seg.mode == "matting" and seg.processor is None
     rgb = np.random.default_rng(0).random((40, 50, 3)).astype(np.float32)
     mask = seg.segment(rgb)

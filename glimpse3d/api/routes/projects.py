@@ -163,9 +163,10 @@ async def delete_project(project_id: str, ctx: Ctx) -> Response:
         ctx.queue.cancel(project_id)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + ctx.delete_wait_seconds
-        while ctx.queue.is_active(project_id) and loop.time() < deadline:
+        while await run_in_threadpool(ctx.queue.is_active, project_id) \
+                and loop.time() < deadline:
             await asyncio.sleep(0.1)
-        if ctx.queue.is_active(project_id):
+        if await run_in_threadpool(ctx.queue.is_active, project_id):
             raise ApiError(409, "the project's job is still stopping; retry in a few seconds")
     await run_in_threadpool(ctx.storage.delete_project, project_id)
     await run_in_threadpool(ctx.repo.delete_project, project_id)
