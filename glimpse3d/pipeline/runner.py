@@ -38,7 +38,16 @@ from glimpse3d.errors import Cancelled, UserError, WrongState
 from glimpse3d.pipeline.backends import load_backend
 from glimpse3d.splat.cameras import Camera, syncdreamer_cameras
 from glimpse3d.splat.images import load_rgba, rgba_png_bytes
-from glimpse3d.storage.base import DEPTH, ENHANCED, MODELS, MULTIVIEW, PROCESSED, UPLOADS, keys
+from glimpse3d.storage.base import (
+    DEPTH,
+    ENHANCED,
+    MODELS,
+    MULTIVIEW,
+    PROCESSED,
+    UPLOADS,
+    guess_content_type,
+    keys,
+)
 
 log = logging.getLogger(__name__)
 
@@ -56,19 +65,6 @@ GENERATE_EXPORTS = ("ply", "splat")
 # refinement stops early once overall quality (in [0,1]) rises by less than this
 CONVERGENCE_DELTA = 0.001
 STRENGTH_PRESETS = {"low": 0.25, "medium": 0.5, "high": 0.75}
-CONTENT_TYPES = {
-    "png": "image/png",
-    "npy": "application/octet-stream",
-    "ply": "application/octet-stream",
-    "splat": "application/octet-stream",
-    "spz": "application/octet-stream",
-    "glb": "model/gltf-binary",
-    "obj": "text/plain",
-    "mp4": "video/mp4",
-    "jpg": "image/jpeg",
-    "jpeg": "image/jpeg",
-    "webp": "image/webp",
-}
 
 
 @dataclass
@@ -152,7 +148,7 @@ class PipelineRunner:
         )
         pid = project["id"]
         key = keys.original(pid, ext)
-        self.storage.put_bytes(UPLOADS, key, data, CONTENT_TYPES.get(ext, "image/" + ext))
+        self.storage.put_bytes(UPLOADS, key, data, guess_content_type(key))
         self.repo.update_project(pid, original_image_key=key)
         try:
             self._stage_preprocess(pid, force=True)
@@ -545,7 +541,7 @@ class PipelineRunner:
         with tempfile.TemporaryDirectory(prefix="glimpse3d-export-") as tmp:
             path = Path(tmp) / f"v{version}.{fmt}"
             export_model(model, fmt, path)
-            size = self.storage.put_file(MODELS, key, path, CONTENT_TYPES.get(fmt))
+            size = self.storage.put_file(MODELS, key, path, guess_content_type(key))
         if not existing:
             self.repo.add_export(pid, version, fmt, key, size)
         return MODELS, key

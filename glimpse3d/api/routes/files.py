@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import mimetypes
 from pathlib import Path
 from typing import Annotated
 
@@ -12,25 +11,11 @@ from fastapi.responses import FileResponse
 from glimpse3d.api.deps import ApiContext, get_ctx
 from glimpse3d.api.errors import ApiError, error_responses
 from glimpse3d.errors import UserError
-from glimpse3d.storage.base import BUCKETS
+from glimpse3d.storage.base import BUCKETS, guess_content_type
 
 router = APIRouter(tags=["files"])
 Ctx = Annotated[ApiContext, Depends(get_ctx)]
 
-CONTENT_TYPES = {
-    ".png": "image/png",
-    ".jpg": "image/jpeg",
-    ".jpeg": "image/jpeg",
-    ".webp": "image/webp",
-    ".npy": "application/octet-stream",
-    ".ply": "application/octet-stream",
-    ".splat": "application/octet-stream",
-    ".spz": "application/octet-stream",
-    ".glb": "model/gltf-binary",
-    ".obj": "model/obj",
-    ".mp4": "video/mp4",
-    ".json": "application/json",
-}
 
 
 def resolve_local_file(ctx: ApiContext, bucket: str, key: str) -> Path:
@@ -68,7 +53,5 @@ def resolve_local_file(ctx: ApiContext, bucket: str, key: str) -> Path:
 )
 def get_file(bucket: str, key: str, ctx: Ctx) -> FileResponse:
     path = resolve_local_file(ctx, bucket, key)
-    ctype = CONTENT_TYPES.get(path.suffix.lower()) or (
-        mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    )
+    ctype = guess_content_type(path.name)
     return FileResponse(path, media_type=ctype, headers={"Cache-Control": "no-cache"})

@@ -14,20 +14,13 @@ from glimpse3d.api.errors import ApiError, error_responses
 from glimpse3d.api.schemas import ExportFormat, JobAccepted
 from glimpse3d.api.views import forget_status
 from glimpse3d.jobs.base import STRENGTH_PRESETS
+from glimpse3d.splat.export import MEDIA_TYPES
 
 router = APIRouter(tags=["pipeline"])
 Ctx = Annotated[ApiContext, Depends(get_ctx)]
 Client = Annotated[str, Depends(client_id)]
 Strength = Literal["low", "medium", "high"]
 
-MEDIA_TYPES = {
-    "ply": "application/octet-stream",
-    "splat": "application/octet-stream",
-    "spz": "application/octet-stream",
-    "glb": "model/gltf-binary",
-    "obj": "model/obj",
-    "mp4": "video/mp4",
-}
 CAP_RETRY_AFTER = 15  # seconds suggested when the per-client job cap is reached
 
 
