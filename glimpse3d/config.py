@@ -105,3 +105,31 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """Process-wide settings (cached; call ``get_settings.cache_clear()`` in tests)."""
     return Settings()
+
+
+def env_example() -> str:
+    """The text of ``.env.example``: every setting with its default and one-line description.
+
+    Regenerate with ``python -m glimpse3d.config > .env.example``.
+    """
+    import json
+
+    lines = [
+        "# Glimpse3D settings. Every variable is optional; the value shown is the default.",
+        '# Copy to .env and edit. Lists are JSON (e.g. ["http://localhost:3000"]).',
+        "",
+    ]
+    for name, field in Settings.model_fields.items():
+        default = field.default_factory() if field.default_factory else field.default  # type: ignore[call-arg]
+        lines.append(f"# {field.description}")
+        if default is None:
+            lines.append(f"# GLIMPSE3D_{name.upper()}=")
+        else:
+            value = json.dumps(default) if isinstance(default, list) else str(default)
+            lines.append(f"GLIMPSE3D_{name.upper()}={value}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(env_example(), end="")

@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from glimpse3d.config import Settings
+from glimpse3d.config import Settings, env_example
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -9,6 +9,8 @@ def test_env_example_lists_every_setting():
     text = (ROOT / ".env.example").read_text()
     for name in Settings.model_fields:
         assert f"GLIMPSE3D_{name.upper()}=" in text, name
+    # generated, not hand-kept: `python -m glimpse3d.config > .env.example`
+    assert text == env_example()
 
 
 def test_settings_read_prefixed_environment(monkeypatch, tmp_path):
