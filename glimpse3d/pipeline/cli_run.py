@@ -129,8 +129,8 @@ def run_photo(
     console.print(f"[green]done[/] in {report['total_seconds']:.1f} s — project {project_id}")
     final = next((e for e in reversed(list(report["exports"].values())) if e["format"] == "ply"), None)
     if final and final.get("path"):
-        console.print(f"model: {final['path']}")
-    console.print(f"report: {report_path}")
+        console.print(f"model: {final['path']}", soft_wrap=True)
+    console.print(f"report: {report_path}", soft_wrap=True)
     return report
 
 
