@@ -87,6 +87,25 @@ def validate_job(job: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# What a project shows from the moment its job is accepted (current_step "queued"), so that a
+# client polling right after a 202 never mistakes the previous run's "completed" for this one.
+QUEUED_STATUS: dict[str, tuple[str, float | None]] = {
+    "generate": ("multiview_generating", 10.0),
+    "refine": ("refining", 70.0),
+    "run": ("preprocessing", 0.0),
+}
+
+
+def record_queued_job(repo: Repository, project_id: str, spec: dict[str, Any]) -> None:
+    """Record the accepted job on the project row and mark the project as under way."""
+    status, progress = QUEUED_STATUS[spec["kind"]]
+    fields: dict[str, Any] = {"job": spec, "attempts": 0, "error_message": None,
+                              "status": status, "current_step": "queued"}
+    if progress is not None:
+        fields.update(progress_percentage=progress, reset_progress=True)
+    repo.update_project(project_id, **fields)
+
+
 def mark_job_started(
     repo: Repository, project_id: str, job: dict[str, Any], max_attempts: int
 ) -> bool:

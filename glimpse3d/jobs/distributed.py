@@ -56,6 +56,7 @@ from glimpse3d.jobs.base import (
     interrupted_jobs,
     mark_job_finished,
     mark_job_started,
+    record_queued_job,
     validate_job,
 )
 
@@ -523,7 +524,7 @@ class ProcrastinateQueue:
         if self.is_active(project_id):
             raise WrongState(f"project {project_id} already has a queued or running job; "
                              "wait for it or cancel it")
-        self.repo.update_project(project_id, job=spec, attempts=0, error_message=None)
+        record_queued_job(self.repo, project_id, spec)
         try:
             self._defer(project_id, spec)
         except WrongState:

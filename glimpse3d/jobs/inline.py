@@ -22,6 +22,7 @@ from glimpse3d.jobs.base import (
     interrupted_jobs,
     mark_job_finished,
     mark_job_started,
+    record_queued_job,
     validate_job,
 )
 
@@ -111,7 +112,7 @@ class InlineQueue:
                     f"{self._jobs[pid].state}; wait for it or cancel it"
                 )
             if record:
-                self.repo.update_project(pid, job=spec, attempts=0, error_message=None)
+                record_queued_job(self.repo, pid, spec)
             self._jobs[pid] = _Job(pid, spec, client_id)
         self._fifo.put(pid)
 

@@ -162,7 +162,7 @@ class PipelineRunner:
     def generate(self, project_id: str) -> None:
         """Multiview -> depth -> reconstruct (v0) -> quick exports of v0; ends 'completed'."""
         with self._guard(project_id):
-            self._begin(project_id, reset_to=0.0)
+            self._begin(project_id, reset_to=STAGES["multiview"][1], status="multiview_generating")
             self._stage_preprocess(project_id)
             self._stage_multiview(project_id)
             self._stage_depth(project_id)
@@ -186,7 +186,7 @@ class PipelineRunner:
             job.update({"kind": "refine", "until_iteration": target,
                         "strength": resolve_strength(strength)})
             self.repo.update_project(project_id, job=job)
-            self._begin(project_id, reset_to=STAGES["refine"][1])
+            self._begin(project_id, reset_to=STAGES["refine"][1], status="refining")
             self._stage_refine(project_id, target, resolve_strength(strength))
             self._stage_export(project_id, tuple(self.settings.export_formats))
             self._complete(project_id)
@@ -263,8 +263,12 @@ class PipelineRunner:
             self.on_progress(ProgressEvent(pid, status, step, float(row["progress_percentage"]),
                                            message))
 
-    def _begin(self, pid: str, reset_to: float | None) -> None:
+    def _begin(self, pid: str, reset_to: float | None, status: str | None = None) -> None:
+        """Start a run: clear the last error; optionally restart progress at ``reset_to`` and
+        show ``status`` at once (so a poller never sees the previous run's terminal state)."""
         fields: dict[str, Any] = {"error_message": None, "completed_at": None}
+        if status is not None:
+            fields.update(status=status, current_step="starting")
         if reset_to is not None:
             fields.update(progress_percentage=reset_to, reset_progress=True)
         self.repo.update_project(pid, **fields)
