@@ -23,7 +23,9 @@ _STATUS = ("uploading | preprocessing | multiview_generating | depth_estimating 
            "reconstructing | refining | exporting | completed | failed | cancelled")
 
 
-class ProjectOut(BaseModel):
+class ProjectFields(BaseModel):
+    """What both the project list and the project status say about a project."""
+
     id: str = Field(..., description=_ID)
     name: str = Field(..., description="Project name.")
     status: str = Field(..., description=_STATUS)
@@ -33,11 +35,14 @@ class ProjectOut(BaseModel):
     error_message: str | None = Field(None, description="Why the last job failed.")
     created_at: datetime | None = Field(None, description="UTC.")
     updated_at: datetime | None = Field(None, description="UTC; changes with every step.")
+    job_active: bool = Field(False, description="True while a job is queued or running.")
+
+
+class ProjectOut(ProjectFields):
     completed_at: datetime | None = Field(None, description="UTC, when the last job completed.")
     original_url: str | None = Field(None, description="The uploaded photo.")
     processed_url: str | None = Field(None, description="The preprocessed RGBA image (PNG).")
     job: dict | None = Field(None, description="The queued or running job, e.g. {kind: refine}.")
-    job_active: bool = Field(False, description="True while a job is queued or running.")
 
 
 class ViewOut(BaseModel):
@@ -123,15 +128,7 @@ class JobAccepted(BaseModel):
     events_url: str = Field(..., description="GET for server-sent progress events.")
 
 
-class ProjectListItem(BaseModel):
-    id: str = Field(..., description=_ID)
-    name: str = Field(..., description="Project name.")
-    status: str = Field(..., description=_STATUS)
-    current_step: str | None = Field(None, description="The step running or last run.")
-    progress_percentage: float = Field(..., description="0-100.")
-    error_message: str | None = Field(None, description="Why the last job failed.")
-    created_at: datetime | None = Field(None, description="UTC.")
-    updated_at: datetime | None = Field(None, description="UTC.")
+class ProjectListItem(ProjectFields):
     thumbnail_url: str | None = Field(None, description="The processed image.")
 
 

@@ -19,34 +19,34 @@ from glimpse3d.api.schemas import (
 from glimpse3d.storage.base import DEPTH, MODELS, MULTIVIEW, PROCESSED, UPLOADS
 
 
+def _project_fields(ctx: ApiContext, p: dict[str, Any]) -> dict[str, Any]:
+    """The fields shared by :class:`ProjectOut` and :class:`ProjectListItem`."""
+    return {
+        "id": str(p["id"]),
+        "name": p.get("name") or "",
+        "status": p["status"],
+        "current_step": p.get("current_step"),
+        "progress_percentage": float(p.get("progress_percentage") or 0.0),
+        "error_message": p.get("error_message"),
+        "created_at": p.get("created_at"),
+        "updated_at": p.get("updated_at"),
+        "job_active": ctx.job_active(p),
+    }
+
+
 def project_out(ctx: ApiContext, p: dict[str, Any]) -> ProjectOut:
     return ProjectOut(
-        id=str(p["id"]),
-        name=p.get("name") or "",
-        status=p["status"],
-        current_step=p.get("current_step"),
-        progress_percentage=float(p.get("progress_percentage") or 0.0),
-        error_message=p.get("error_message"),
-        created_at=p.get("created_at"),
-        updated_at=p.get("updated_at"),
+        **_project_fields(ctx, p),
         completed_at=p.get("completed_at"),
         original_url=ctx.file_url(UPLOADS, p.get("original_image_key")),
         processed_url=ctx.file_url(PROCESSED, p.get("processed_image_key")),
         job=p.get("job") or None,
-        job_active=ctx.job_active(p),
     )
 
 
 def list_item(ctx: ApiContext, p: dict[str, Any]) -> ProjectListItem:
     return ProjectListItem(
-        id=str(p["id"]),
-        name=p.get("name") or "",
-        status=p["status"],
-        current_step=p.get("current_step"),
-        progress_percentage=float(p.get("progress_percentage") or 0.0),
-        error_message=p.get("error_message"),
-        created_at=p.get("created_at"),
-        updated_at=p.get("updated_at"),
+        **_project_fields(ctx, p),
         thumbnail_url=ctx.file_url(PROCESSED, p.get("processed_image_key")),
     )
 

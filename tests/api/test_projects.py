@@ -166,6 +166,7 @@ def test_list_projects_pagination(client) -> None:
     item = r["items"][0]
     assert item["thumbnail_url"] == f"/files/processed-images/{pids[4]}/processed.png"
     assert client.get(item["thumbnail_url"]).status_code == 200
+    assert item["job_active"] is False  # uploaded, nothing queued yet
     assert client.get("/api/v1/projects?status=completed").json()["total"] == 0
     assert client.get("/api/v1/projects?limit=0").status_code == 422
     assert client.get("/api/v1/projects?limit=101").status_code == 422

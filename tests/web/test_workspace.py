@@ -178,7 +178,8 @@ def test_upload_generate_refine_view_and_download(
     assert pg.locator("#project-list").get_attribute("aria-live") == "polite"
 
     pg.set_input_files("#file-input", str(photo))
-    assert pg.locator("#upload-preview").is_visible()
+    # the preview appears once the browser has decoded the picked file
+    pg.wait_for_selector("#upload-preview", state="visible", timeout=10_000)
     pg.fill("#project-name", "Browser test")
     pg.click("#upload-btn")
     pg.wait_for_selector("#upload-result:not([hidden])")
