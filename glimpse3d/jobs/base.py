@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from glimpse3d.errors import UserError
+from glimpse3d.pipeline.backends import resolve_strength
 
 if TYPE_CHECKING:
     from glimpse3d.config import Settings
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 JOB_KINDS = ("generate", "refine", "run")
-STRENGTH_PRESETS: dict[str, float] = {"low": 0.25, "medium": 0.5, "high": 0.75}
 
 #: ``on_progress(event)`` where ``event`` is a ``glimpse3d.pipeline.runner.ProgressEvent``.
 ProgressCallback = Callable[[Any], None]
@@ -75,15 +75,7 @@ def validate_job(job: dict[str, Any]) -> dict[str, Any]:
         iterations = int(job.get("iterations", 3))
         if not 0 <= iterations <= 10:
             raise UserError("iterations must be between 0 and 10")
-        strength = job.get("strength", 0.5)
-        if isinstance(strength, str):
-            if strength not in STRENGTH_PRESETS:
-                raise UserError("strength must be low, medium or high")
-            strength = STRENGTH_PRESETS[strength]
-        strength = float(strength)
-        if not 0.0 < strength <= 1.0:
-            raise UserError("strength must be in (0, 1]")
-        out.update(iterations=iterations, strength=strength)
+        out.update(iterations=iterations, strength=resolve_strength(job.get("strength")))
     return out
 
 

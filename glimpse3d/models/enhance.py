@@ -47,6 +47,7 @@ from glimpse3d.models.common import (
     seeded_generator,
     to_pil,
 )
+from glimpse3d.pipeline.backends import resolve_strength
 
 if TYPE_CHECKING:
     from glimpse3d.config import Settings
@@ -55,7 +56,6 @@ EXAMPLE_MODEL = "stabilityai/stable-diffusion-xl-base-1.0"
 EXAMPLE_CONTROLNET = "diffusers/controlnet-depth-sdxl-1.0"
 
 #: Named img2img strengths: the fraction of the diffusion trajectory that is re-run.
-STRENGTH_PRESETS: dict[str, float] = {"low": 0.25, "medium": 0.5, "high": 0.75}
 
 _PIPE_LOCKS: dict[int, threading.Lock] = {}
 
@@ -63,25 +63,6 @@ DEFAULT_PROMPT = (
     "a sharp, detailed, high quality photo of a single object, studio lighting, plain background"
 )
 DEFAULT_NEGATIVE = "blurry, low quality, distorted, deformed, noisy, artifacts, text, watermark"
-
-
-def strength_value(strength: float | str) -> float:
-    """A preset name (``low``/``medium``/``high``, as the runner) or a number in (0, 1] -> float."""
-    if isinstance(strength, str):
-        key = strength.strip().lower()
-        if key in STRENGTH_PRESETS:
-            return STRENGTH_PRESETS[key]
-        try:
-            strength = float(key)
-        except ValueError:
-            raise UserError(
-                f"unknown enhancement strength {strength!r}; use a number in (0,1] or one of "
-                f"{', '.join(f'{k}={v}' for k, v in STRENGTH_PRESETS.items())}"
-            ) from None
-    value = float(strength)
-    if not math.isfinite(value) or value <= 0.0 or value > 1.0:
-        raise UserError(f"enhancement strength must be in (0, 1], got {strength}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -241,12 +222,12 @@ class SDXLEnhancer:
         """Enhance ``rendered`` (H,W,3) [0,1] guided by ``reference`` RGBA (h,w,4) and the
         view's ``depth`` (H,W, z, 0 = background) -> (H,W,3) float32 in [0,1].
 
-        ``strength`` is a float in (0,1] or a preset name (see :data:`STRENGTH_PRESETS`);
+        ``strength`` is a float in (0,1] or a preset name (see ``glimpse3d.pipeline.backends.STRENGTH_PRESETS``);
         ``seed`` seeds a ``torch.Generator`` so equal inputs give equal outputs.
         """
         img = check_image(rendered, (3, 4), "rendered view")[..., :3]
         ref = check_image(reference, (3, 4), "reference view")
-        s = strength_value(strength)
+        s = resolve_strength(strength)
         h, w = img.shape[:2]
         dep = np.asarray(depth, dtype=np.float32)
         if dep.shape != (h, w):

@@ -9,6 +9,7 @@ are imported only when selected.
 from __future__ import annotations
 
 import importlib
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -18,6 +19,34 @@ from glimpse3d.splat.cameras import Camera
 
 if TYPE_CHECKING:
     from glimpse3d.config import Settings
+
+
+# Enhancement strength presets (fraction of the diffusion / detail-transfer strength).
+STRENGTH_PRESETS: dict[str, float] = {"low": 0.25, "medium": 0.5, "high": 0.75}
+
+
+def resolve_strength(strength: float | str | None) -> float:
+    """A preset name (low/medium/high), a number or numeric string in (0, 1], or None (medium)
+    -> float. Raises ``UserError`` otherwise."""
+    from glimpse3d.errors import UserError
+
+    if strength is None:
+        return STRENGTH_PRESETS["medium"]
+    if isinstance(strength, str):
+        key = strength.strip().lower()
+        if key in STRENGTH_PRESETS:
+            return STRENGTH_PRESETS[key]
+        try:
+            strength = float(key)
+        except ValueError:
+            raise UserError(
+                f"unknown strength {strength!r}; use a number in (0, 1] or one of "
+                f"{', '.join(f'{k}={v}' for k, v in STRENGTH_PRESETS.items())}"
+            ) from None
+    value = float(strength)
+    if not math.isfinite(value) or not 0.0 < value <= 1.0:
+        raise UserError(f"strength must be in (0, 1], got {strength}")
+    return value
 
 
 class BackendUnavailable(RuntimeError):

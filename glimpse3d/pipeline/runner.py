@@ -35,7 +35,7 @@ from PIL import Image
 
 from glimpse3d.config import Settings, get_settings
 from glimpse3d.errors import Cancelled, UserError, WrongState
-from glimpse3d.pipeline.backends import load_backend
+from glimpse3d.pipeline.backends import load_backend, resolve_strength
 from glimpse3d.splat.cameras import Camera, syncdreamer_cameras
 from glimpse3d.splat.images import load_rgba, rgba_png_bytes
 from glimpse3d.storage.base import (
@@ -64,7 +64,6 @@ STAGES: dict[str, tuple[str, float, float]] = {
 GENERATE_EXPORTS = ("ply", "splat")
 # refinement stops early once overall quality (in [0,1]) rises by less than this
 CONVERGENCE_DELTA = 0.001
-STRENGTH_PRESETS = {"low": 0.25, "medium": 0.5, "high": 0.75}
 
 
 @dataclass
@@ -76,24 +75,6 @@ class ProgressEvent:
     step: str
     progress: float
     message: str = ""
-
-
-def resolve_strength(strength: float | str | None) -> float:
-    """A strength preset name (low/medium/high) or a number in (0,1] -> float."""
-    if strength is None:
-        return STRENGTH_PRESETS["medium"]
-    if isinstance(strength, str):
-        if strength in STRENGTH_PRESETS:
-            return STRENGTH_PRESETS[strength]
-        try:
-            strength = float(strength)
-        except ValueError:
-            raise UserError(
-                f"unknown strength {strength!r}; use low, medium, high or a number in (0, 1]"
-            ) from None
-    if not 0.0 < float(strength) <= 1.0:
-        raise UserError("strength must be in (0, 1]")
-    return float(strength)
 
 
 @dataclass

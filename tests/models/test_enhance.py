@@ -9,13 +9,11 @@ import torch
 from glimpse3d.errors import UserError
 from glimpse3d.models.common import MissingWeightsError
 from glimpse3d.models.enhance import (
-    STRENGTH_PRESETS,
     SDXLEnhancer,
     depth_control_image,
     match_colors,
-    strength_value,
 )
-from glimpse3d.pipeline.backends import load_backend
+from glimpse3d.pipeline.backends import STRENGTH_PRESETS, load_backend, resolve_strength
 
 
 @pytest.fixture
@@ -112,11 +110,11 @@ def test_lightning_unet_file(make_settings, tiny_dir, tmp_path, monkeypatch):
 
 def test_strength_presets():
     assert STRENGTH_PRESETS == {"low": 0.25, "medium": 0.5, "high": 0.75}
-    assert strength_value("medium") == 0.5 and strength_value(0.75) == 0.75
-    assert strength_value("0.3") == 0.3
+    assert resolve_strength("medium") == 0.5 and resolve_strength(0.75) == 0.75
+    assert resolve_strength("0.3") == 0.3
     for bad in (0, -0.1, 1.5, float("nan"), "max"):
         with pytest.raises(UserError):
-            strength_value(bad)
+            resolve_strength(bad)
 
 
 def test_depth_control_image_and_color_match():
