@@ -88,12 +88,19 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="one sample, two objects")
     parser.add_argument("--json", type=Path, help="write the results here too")
+    parser.add_argument("--objects", nargs="+", choices=sorted(catalogue()),
+                        help="synthetic objects to score (default: all)")
+    parser.add_argument("--no-samples", action="store_true", help="skip the sample photos")
     args = parser.parse_args()
     results: dict[str, dict] = {"samples": {}, "synthetic": {}}
     samples = sorted(p for p in SAMPLES.iterdir() if p.suffix in {".png", ".jpg"})
     objects = catalogue()
     if args.quick:
         samples, objects = samples[:1], {k: objects[k] for k in list(objects)[:2]}
+    if args.objects:
+        objects = {k: objects[k] for k in args.objects}
+    if args.no_samples:
+        samples = []
     with tempfile.TemporaryDirectory() as tmp:
         print(f"{'sample':<12}{'total s':>9}  stages (s)")
         for path in samples:

@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     segment_model: str | None = Field(None, description="Model id or local dir for segmentation.")
     multiview_backend: str = Field("classic", description="classic | diffusers | syncdreamer")
     multiview_model: str | None = Field(None, description="Model id or local dir for views.")
+    proxy_shape: Literal["auto", "rotational", "prism"] = Field(
+        "auto", description="Classic multiview/depth shape prior: auto | rotational | prism.")
     depth_backend: str = Field("classic", description="classic | transformers")
     depth_model: str | None = Field(None, description="Depth model id or local dir.")
     enhance_backend: str = Field("classic", description="classic | diffusers")

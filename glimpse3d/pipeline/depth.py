@@ -31,15 +31,18 @@ class ClassicDepth:
 
     name = "classic"
 
+    def __init__(self, shape_prior: str = "auto") -> None:
+        self.shape_prior = shape_prior  # must match the multiview stage's to reuse its proxy
+
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> ClassicDepth:
-        return cls()
+        return cls(shape_prior=settings.proxy_shape if settings is not None else "auto")
 
     def estimate(self, view_rgba: np.ndarray, camera: Camera, processed: np.ndarray) -> DepthResult:
         view = np.asarray(view_rgba, dtype=np.float32)
         h, w = view.shape[:2]
         cam = camera if (camera.width, camera.height) == (w, h) else camera.resized(w, h)
-        proxy = build_proxy(processed)
+        proxy = build_proxy(processed, shape_prior=self.shape_prior)
         depth = render_proxy_depth(proxy, cam)
         proxy_mask = depth > 0
         view_mask = view[..., 3] > 0.5 if view.shape[-1] == 4 else np.ones((h, w), dtype=bool)

@@ -8,6 +8,9 @@ azimuth 0°, distance 1.5, SyncDreamer intrinsics; DESIGN §2). From it we build
    is inside when it projects inside the silhouette from all of them. The field is continuous
    (min over azimuths of the silhouette's signed distance, converted to scene units), so the
    marching-cubes surface is sub-voxel accurate.
+   **Or a vertical prism** (:mod:`glimpse3d.pipeline.prism`): when that hull cannot explain the
+   silhouette from view 0 (it cuts corners off) and the silhouette has straight vertical sides,
+   the object is read as a cross-section extruded between two heights (boxes, blocks).
 2. **Inflation bound** – the silhouette inflated along the view-0 rays (half-thickness
    ``sqrt(2 R d - d²)`` from the distance transform, as a round object would be) limits the
    depth; parts of the silhouette the hull carves away (handles, asymmetric bits) are filled
@@ -33,6 +36,7 @@ import numpy as np
 from scipy import ndimage
 from skimage import measure
 
+from glimpse3d.pipeline.prism import fit_prism, prism_field
 from glimpse3d.splat.cameras import ELEVATION_DEG, Camera, orbit_camera
 
 if TYPE_CHECKING:
@@ -43,6 +47,10 @@ GRID = 96  # voxels per side
 HULL_AZIMUTHS = 16  # azimuths at which the input silhouette is assumed (rotational similarity)
 EDGE_SIGMA = 0.7  # px, feather of the rendered alpha
 INFLATION_MARGIN = 1.15  # the inflation bound is this much looser than a perfect sphere
+SHAPE_PRIORS = ("auto", "rotational", "prism")
+# "auto" tries the prism prior when the rotational hull misses more than this fraction of the
+# silhouette from view 0 (spheres, cylinders, cones, capsules: < 0.0002; boxes: 0.009-0.08)
+PRISM_MIN_MISSED = 0.005
 
 
 def _fill_bg(rgb: np.ndarray, alpha: np.ndarray, thr: float = 0.05) -> np.ndarray:
@@ -90,6 +98,7 @@ class Proxy:
     rgb_back: np.ndarray = field(repr=False)  # (S,S,3) blurred copy for hidden surfaces
     depth0: np.ndarray = field(repr=False)  # (s,s) proxy depth from camera 0 (s <= 256)
     mean_edge: float = 0.0  # mean mesh edge length (scene units)
+    shape: str = "rotational"  # the shape prior the silhouette was read with (or "prism")
     # per-vertex weight of the input's colour, smoothed over the mesh (softens the seam
     # between the seen and the hidden side)
     vertex_front_weight: np.ndarray | None = field(default=None, repr=False)
@@ -187,7 +196,7 @@ def _key(processed: np.ndarray, params: tuple) -> str:
 
 
 def build_proxy(processed: np.ndarray, *, grid: int = GRID, hull_azimuths: int = HULL_AZIMUTHS,
-                inflation: bool = False) -> Proxy:
+                inflation: bool = False, shape_prior: str = "auto") -> Proxy:
     """Proxy shape + colours of a processed RGBA image (S,S,4) seen from camera 0.
 
     Cached by the content hash of ``processed`` (and the parameters), so the depth stage reuses
@@ -199,12 +208,12 @@ def build_proxy(processed: np.ndarray, *, grid: int = GRID, hull_azimuths: int =
     processed = processed.astype(np.float32, copy=False)
     if processed.ndim != 3 or processed.shape[2] != 4 or processed.shape[0] != processed.shape[1]:
         raise ValueError(f"processed must be a square RGBA (S,S,4) array, got {processed.shape}")
-    key = _key(processed, (grid, hull_azimuths, inflation))
+    key = _key(processed, (grid, hull_azimuths, inflation, shape_prior))
     with _CACHE_LOCK:
         if key in _CACHE:
             _CACHE.move_to_end(key)
             return _CACHE[key]
-    proxy = _build(processed, key, grid, hull_azimuths, inflation)
+    proxy = _build(processed, key, grid, hull_azimuths, inflation, shape_prior)
     with _CACHE_LOCK:
         _CACHE[key] = proxy
         while len(_CACHE) > _CACHE_SIZE:
@@ -254,14 +263,20 @@ def _rz(deg: float) -> np.ndarray:
 
 
 def proxy_field(alpha: np.ndarray, *, grid: int = GRID, hull_azimuths: int = HULL_AZIMUTHS,
-                inflation: bool = False) -> tuple[np.ndarray, np.ndarray]:
+                inflation: bool = False, shape_prior: str = "auto"
+                ) -> tuple[np.ndarray, np.ndarray, str]:
     """Occupancy field (grid³, positive inside, scene units, clamped to a few voxels around the
-    surface) and the voxel-centre axis (grid,).
+    surface), the voxel-centre axis (grid,) and the shape prior used (``rotational``/``prism``).
 
     ``alpha`` (S,S) is the processed mask seen from camera 0 at size S. The hull value of a
     voxel is the minimum over the azimuths of the silhouette's signed distance at its
     projection (camera 0 composed with a rotation about Z), converted to scene units.
+    ``shape_prior``: ``"rotational"`` (that hull), ``"prism"`` (the extrusion of
+    :mod:`glimpse3d.pipeline.prism`, cut by the view-0 silhouette cone) or ``"auto"`` (the prism
+    where the silhouette reads as one, see :attr:`~glimpse3d.pipeline.prism.PrismFit.plausible`).
     """
+    if shape_prior not in SHAPE_PRIORS:
+        raise ValueError(f"shape_prior must be one of {SHAPE_PRIORS}, got {shape_prior!r}")
     size = alpha.shape[0]
     cam0 = orbit_camera(ELEVATION_DEG, 0.0, size=size)
     mask = alpha > 0.5
@@ -277,15 +292,28 @@ def proxy_field(alpha: np.ndarray, *, grid: int = GRID, hull_azimuths: int = HUL
     # 1. visual hull: the silhouette repeated at hull_azimuths azimuths around Z; voxels
     #    already well outside are dropped from later azimuths
     u0, v0, z0 = _project_mat(cam0.w2c[:3], cam0, pts)
-    hull = np.maximum(_sample(sd, u0, v0, -margin_px), -margin_px)
-    active = np.nonzero(hull > -margin_px)[0]
-    n_az = max(1, hull_azimuths)
-    for k in range(1, n_az):
-        w2c = (cam0.w2c @ _rz(-360.0 * k / n_az))[:3]
-        u, v, _ = _project_mat(w2c, cam0, pts[active])
-        val = _sample(sd, u, v, -margin_px)
-        hull[active] = np.minimum(hull[active], val)
-        active = active[hull[active] > -margin_px]
+    cone0 = np.maximum(_sample(sd, u0, v0, -margin_px), -margin_px)  # view-0 silhouette cone
+    hull = cone0.copy()
+    used = "rotational"
+    if shape_prior != "prism":
+        active = np.nonzero(hull > -margin_px)[0]
+        n_az = max(1, hull_azimuths)
+        for k in range(1, n_az):
+            w2c = (cam0.w2c @ _rz(-360.0 * k / n_az))[:3]
+            u, v, _ = _project_mat(w2c, cam0, pts[active])
+            val = _sample(sd, u, v, -margin_px)
+            hull[active] = np.minimum(hull[active], val)
+            active = active[hull[active] > -margin_px]
+    # 1b. the prism prior instead, where the rotational hull cannot explain the silhouette
+    #     (it misses some of it from view 0: corners) and the silhouette reads as a prism
+    if shape_prior == "prism" or (
+            shape_prior == "auto"
+            and _missed_fraction(hull * px_to_world, axis, cam0, mask) > PRISM_MIN_MISSED):
+        fit = fit_prism(alpha, cam0)
+        if fit is not None and (shape_prior == "prism" or fit.plausible):
+            prism = prism_field(sd, cam0, fit, axis).ravel() / px_to_world  # px, like ``sd``
+            hull = np.maximum(np.minimum(cone0, prism), -margin_px)
+            used = "prism"
     hull = np.maximum(hull, -margin_px) * px_to_world
     # 2. inflation along the view-0 rays: half-thickness sqrt(2Rd - d^2) around the chord
     #    midpoints of a ball at the origin (a disc inflates to a ball, a band to a cylinder)
@@ -313,7 +341,14 @@ def proxy_field(alpha: np.ndarray, *, grid: int = GRID, hull_azimuths: int = HUL
         field_ = field_.copy()
         field_[sel] = np.maximum(field_[sel], np.minimum(inflated(sel), miss))
     lim = margin_px * px_to_world
-    return np.clip(field_, -lim, lim).reshape(grid, grid, grid), axis
+    return np.clip(field_, -lim, lim).reshape(grid, grid, grid), axis, used
+
+
+def _missed_fraction(field_: np.ndarray, axis: np.ndarray, cam0: Camera, mask: np.ndarray) -> float:
+    """Fraction of the silhouette ``mask`` that the field (flat, grid³) leaves empty from view 0."""
+    g = len(axis)
+    covered = _coverage0(field_.reshape(g, g, g), axis, cam0, mask.shape[0])
+    return float((mask & ~covered).sum()) / max(int(mask.sum()), 1)
 
 
 def _coverage0(field_: np.ndarray, axis: np.ndarray, cam0: Camera, size: int) -> np.ndarray:
@@ -334,10 +369,11 @@ def _coverage0(field_: np.ndarray, axis: np.ndarray, cam0: Camera, size: int) ->
 
 
 def _build(processed: np.ndarray, key: str, grid: int, hull_azimuths: int,
-           inflation: bool) -> Proxy:
+           inflation: bool, shape_prior: str) -> Proxy:
     size = processed.shape[0]
     alpha = processed[..., 3]
-    field_, axis = proxy_field(alpha, grid=grid, hull_azimuths=hull_azimuths, inflation=inflation)
+    field_, axis, shape = proxy_field(alpha, grid=grid, hull_azimuths=hull_azimuths, inflation=inflation,
+                               shape_prior=shape_prior)
     # light smoothing removes voxel steps; pad so the surface is closed
     field_ = ndimage.gaussian_filter(field_, 0.6)
     padded = np.pad(field_, 1, constant_values=-1.0)
@@ -359,7 +395,7 @@ def _build(processed: np.ndarray, key: str, grid: int, hull_azimuths: int,
     # depth of the proxy from camera 0 at the input size (for visibility of surface points)
     tmp = Proxy(key, verts, faces.astype(np.int32), normals.astype(np.float32),
                 np.zeros_like(verts), rgb_front, rgb_back, np.zeros((size, size), np.float32),
-                float(edges.mean()))
+                float(edges.mean()), shape=shape)
     cam0 = orbit_camera(ELEVATION_DEG, 0.0, size=min(size, 256))
     pts, nrm, _ = _geometry_points(tmp, _subdivisions(tmp, cam0))
     depth0, _ = _zbuffer(pts, nrm, None, cam0)
@@ -506,17 +542,25 @@ def render_proxy_depth(proxy: Proxy, camera: Camera) -> np.ndarray:
 
 
 class ClassicMultiview:
-    """Weight-free multiview generator: renders the silhouette proxy from each camera."""
+    """Weight-free multiview generator: renders the silhouette proxy from each camera.
+
+    ``shape_prior``: how the proxy reads the silhouette (``auto`` | ``rotational`` |
+    ``prism``; see :func:`proxy_field`).
+    """
 
     name = "classic"
 
-    def __init__(self, grid: int = GRID, hull_azimuths: int = HULL_AZIMUTHS) -> None:
+    def __init__(self, grid: int = GRID, hull_azimuths: int = HULL_AZIMUTHS,
+                 shape_prior: str = "auto") -> None:
+        if shape_prior not in SHAPE_PRIORS:
+            raise ValueError(f"shape_prior must be one of {SHAPE_PRIORS}, got {shape_prior!r}")
         self.grid = grid
         self.hull_azimuths = hull_azimuths
+        self.shape_prior = shape_prior
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> ClassicMultiview:
-        return cls()
+        return cls(shape_prior=settings.proxy_shape if settings is not None else "auto")
 
     def generate(self, processed: np.ndarray, cameras: list[Camera], seed: int = 0
                  ) -> list[np.ndarray]:
@@ -524,5 +568,6 @@ class ClassicMultiview:
 
         Deterministic (``seed`` is accepted for the interface and unused).
         """
-        proxy = build_proxy(processed, grid=self.grid, hull_azimuths=self.hull_azimuths)
+        proxy = build_proxy(processed, grid=self.grid, hull_azimuths=self.hull_azimuths,
+                            shape_prior=self.shape_prior)
         return [render_proxy(proxy, cam)[0] for cam in cameras]

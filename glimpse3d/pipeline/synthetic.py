@@ -138,10 +138,12 @@ def make_cylinder(handle: bool = True) -> SyntheticObject:
     return SyntheticObject("cylinder" if not handle else "mug", sdf, albedo, radius=0.55)
 
 
-def make_box(yaw_deg: float = 25.0) -> SyntheticObject:
-    """A box 0.7 x 0.5 x 0.55 turned by ``yaw_deg`` about Z, one colour per face + grid lines."""
+def make_box(yaw_deg: float = 25.0, half_extents: tuple[float, float, float] = (0.35, 0.25, 0.275),
+             name: str = "box") -> SyntheticObject:
+    """A box (default 0.7 x 0.5 x 0.55) turned by ``yaw_deg`` about Z, one colour per face +
+    grid lines."""
     c, s = np.cos(np.radians(yaw_deg)), np.sin(np.radians(yaw_deg))
-    half = np.array([0.35, 0.25, 0.275])
+    half = np.asarray(half_extents, dtype=np.float64)
     face_cols = np.array([[0.85, 0.3, 0.25], [0.25, 0.6, 0.85], [0.95, 0.8, 0.3],
                           [0.35, 0.75, 0.4], [0.7, 0.45, 0.8], [0.9, 0.6, 0.4]])
 
@@ -161,7 +163,25 @@ def make_box(yaw_deg: float = 25.0) -> SyntheticObject:
         col[grid] *= 0.55
         return col
 
-    return SyntheticObject("box", sdf, albedo, radius=0.56)
+    return SyntheticObject(name, sdf, albedo, radius=float(np.linalg.norm(half)) + 0.01)
+
+
+def make_cone() -> SyntheticObject:
+    """An upright cone (base radius 0.4, height 0.75) with rings of colour."""
+    base_r, z_base, z_apex = 0.4, -0.3, 0.45
+    slope = np.hypot(z_apex - z_base, base_r)
+
+    def sdf(q: np.ndarray) -> np.ndarray:  # a bound (exact on the faces): tracer uses lipschitz
+        rho = np.linalg.norm(q[:, :2], axis=1)
+        side = (rho - base_r * (z_apex - q[:, 2]) / (z_apex - z_base)) * (z_apex - z_base) / slope
+        return np.maximum(side, z_base - q[:, 2])
+
+    def albedo(q: np.ndarray, n: np.ndarray) -> np.ndarray:
+        ring = np.floor((q[:, 2] - z_base) / 0.15) % 2
+        return np.where(ring[:, None] > 0, _hsv(0.12 + 0 * q[:, 2], 0.7, 0.95),
+                        _hsv(0.95 + 0.05 * np.arctan2(q[:, 1], q[:, 0]) / np.pi, 0.6, 0.8))
+
+    return SyntheticObject("cone", sdf, albedo, radius=0.6, lipschitz=0.7)
 
 
 def make_blob() -> SyntheticObject:
@@ -184,12 +204,15 @@ def make_blob() -> SyntheticObject:
 
 
 def catalogue() -> dict[str, SyntheticObject]:
-    """All test objects by name: sphere, cylinder, mug (cylinder + handle), box, blob."""
+    """All test objects by name: sphere, cylinder, mug (cylinder + handle), box (0.7 x 0.5 x
+    0.55 turned 25°), cube (turned 40°), cone, blob."""
     return {
         "sphere": make_sphere(),
         "cylinder": make_cylinder(handle=False),
         "mug": make_cylinder(handle=True),
         "box": make_box(),
+        "cube": make_box(40.0, (0.3, 0.3, 0.3), name="cube"),
+        "cone": make_cone(),
         "blob": make_blob(),
     }
 

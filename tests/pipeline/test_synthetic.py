@@ -22,7 +22,7 @@ def _ray_sphere_depth(cam, centre: np.ndarray, radius: float) -> np.ndarray:
 
 
 def test_catalogue_names() -> None:
-    assert set(S.catalogue()) == {"sphere", "cylinder", "mug", "box", "blob"}
+    assert set(S.catalogue()) == {"sphere", "cylinder", "mug", "box", "cube", "cone", "blob"}
 
 
 def test_sphere_depth_and_coverage_match_analytic() -> None:
@@ -54,7 +54,18 @@ def test_moved_scaled_sphere_depth() -> None:
     assert np.percentile(err, 95) < 1e-3 and err.max() < 1e-2
 
 
-@pytest.mark.parametrize("name", ["sphere", "mug", "box"])
+def test_cone_apex_and_base_seen_from_the_side() -> None:
+    cam = orbit_camera(0.0, 0.0, size=256)  # level camera at distance 1.5 on +X
+    sil = S.silhouette(S.make_cone(), cam)
+    rows = np.nonzero(sil.any(axis=1))[0]
+    apex_v = cam.cy - cam.fy * 0.45 / 1.5  # the apex (x=0, z=0.45) is at depth 1.5
+    assert abs(rows.min() - apex_v) <= 1.5
+    # half-way up the image of the cone it is half as wide as at the base (near side x=+r)
+    widths = sil.sum(axis=1)
+    assert widths[rows.min() + 5] < widths[rows.max() - 5] / 5
+
+
+@pytest.mark.parametrize("name", ["sphere", "mug", "box", "cube", "cone"])
 def test_fit_view0_centres_at_85_percent(name: str) -> None:
     obj = S.fit_view0(S.catalogue()[name])
     sil = S.silhouette(obj, orbit_camera(30.0, 0.0, size=256))
