@@ -22,7 +22,7 @@ prism is a radial segment there.
 vertical lines on both the left and the right (``side_run``), and the prism must fit the
 prior (``cost``). Both thresholds were chosen by measuring held-out silhouette IoU on
 synthetic spheres, cylinders, cones, capsules, blobs, ellipsoids and boxes at several
-yaws (``benchmarks/bench_pipeline.py --shapes``).
+yaws (``benchmarks/bench_proxy.py``).
 """
 
 from __future__ import annotations
