@@ -13,6 +13,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -e '.[models,dev]'
+	$(PY) -m glimpse3d.splat.warmup
 	touch $(STAMP)
 
 install: $(STAMP)
