@@ -166,7 +166,7 @@ def _distance_transform(mask: np.ndarray) -> np.ndarray:
     return cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 3).astype(np.float64)
 
 
-def proxy_depth(processed: np.ndarray, camera: Camera) -> np.ndarray | None:
+def proxy_depth(processed: np.ndarray, camera: Camera, shape_prior: str = "auto") -> np.ndarray | None:
     """The classic proxy's depth (H,W) z seen by ``camera`` (its size), or None when the
     classic multiview module or a usable silhouette is not available."""
     try:
@@ -177,7 +177,8 @@ def proxy_depth(processed: np.ndarray, camera: Camera) -> np.ndarray | None:
     if proc.ndim != 3 or proc.shape[2] != 4 or proc.shape[0] != proc.shape[1]:
         return None
     try:
-        return np.asarray(render_proxy_depth(build_proxy(proc), camera), dtype=np.float32)
+        proxy = build_proxy(proc, shape_prior=shape_prior)
+        return np.asarray(render_proxy_depth(proxy, camera), dtype=np.float32)
     except ValueError:  # empty silhouette
         return None
 
@@ -195,7 +196,8 @@ class TransformersDepth:
     name = "transformers"
 
     def __init__(self, model: Any, processor: Any, placement: Placement, model_ref: str,
-                 align: str = "proxy") -> None:
+                 align: str = "proxy", proxy_shape: str = "auto") -> None:
+        self.proxy_shape = proxy_shape  # the classic proxy the depth is aligned to
         self.model = model
         self.processor = processor
         self.placement = placement
@@ -212,9 +214,9 @@ class TransformersDepth:
         placement = Placement.from_settings(settings.device)
         align = str(extra_setting(settings, "depth_align", "proxy")).strip().lower()
         loaded = cached(cls, ref, placement.device, lambda: cls.load(ref, placement))
-        if align == loaded.align:
+        if align == loaded.align and settings.proxy_shape == loaded.proxy_shape:
             return loaded
-        return cls(loaded.model, loaded.processor, placement, ref, align)
+        return cls(loaded.model, loaded.processor, placement, ref, align, settings.proxy_shape)
 
     @classmethod
     def load(cls, ref: str, placement: Placement) -> TransformersDepth:
@@ -267,6 +269,6 @@ class TransformersDepth:
         pred = self.predict(rgb)
         if reference_depth is None and self.align == "proxy":
             cam = camera if (camera.width, camera.height) == (w, h) else camera.resized(w, h)
-            reference_depth = proxy_depth(processed, cam)
+            reference_depth = proxy_depth(processed, cam, self.proxy_shape)
         fit = fit_metric_depth(pred, mask, camera, inverse=self.inverse, reference=reference_depth)
         return DepthResult(depth=fit.depth, confidence=fit.confidence)

@@ -118,6 +118,16 @@ def test_silhouette_alignment_setting(tiny_dir, make_settings, object_rgba, monk
             depth_backend="transformers", depth_model=str(tiny_dir("dpt")), device="cpu"))
 
 
+def test_proxy_shape_setting_reaches_the_alignment(tiny_dir, make_settings):
+    def backend(**kw):
+        return load_backend("depth", make_settings(
+            depth_backend="transformers", depth_model=str(tiny_dir("dpt")), device="cpu", **kw))
+
+    default, prism = backend(), backend(proxy_shape="prism")
+    assert (default.proxy_shape, prism.proxy_shape) == ("auto", "prism")
+    assert prism.model is default.model  # same cached weights, another alignment proxy
+
+
 def test_project_override(tiny_dir, make_settings, object_rgba):
     settings = make_settings(device="cpu")  # classic by default
     backend = load_backend(
