@@ -37,6 +37,7 @@ from scipy import ndimage
 from skimage import measure
 
 from glimpse3d.pipeline.prism import fit_prism, prism_field
+from glimpse3d.pipeline.prism import sample_image as _sample
 from glimpse3d.splat.cameras import ELEVATION_DEG, Camera, orbit_camera
 
 if TYPE_CHECKING:
@@ -226,22 +227,6 @@ def _signed_distance(mask: np.ndarray) -> np.ndarray:
     inside = ndimage.distance_transform_edt(mask)
     outside = ndimage.distance_transform_edt(~mask)
     return (inside - outside - 0.5 * np.sign(inside - outside)).astype(np.float32)
-
-
-def _sample(img: np.ndarray, u: np.ndarray, v: np.ndarray, outside: float) -> np.ndarray:
-    """Bilinear samples of a float32 (H,W) image at pixel coords u,v (pixel centres at +0.5);
-    ``outside`` beyond the image. Uses ``cv2.remap`` (fast, vectorised)."""
-    n = len(u)
-    cols = 1024
-    rows = -(-n // cols)
-    mx = np.full(rows * cols, -10.0, dtype=np.float32)
-    my = np.full(rows * cols, -10.0, dtype=np.float32)
-    mx[:n] = u - 0.5
-    my[:n] = v - 0.5
-    out = cv2.remap(img.astype(np.float32, copy=False), mx.reshape(rows, cols),
-                    my.reshape(rows, cols), cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                    borderValue=float(outside))
-    return out.ravel()[:n]
 
 
 def _project_mat(w2c: np.ndarray, cam: Camera, p: np.ndarray

@@ -77,8 +77,9 @@ def _signed_distance(mask: np.ndarray) -> np.ndarray:
     return (inside - outside).astype(np.float32)
 
 
-def _sample(img: np.ndarray, u: np.ndarray, v: np.ndarray, outside: float) -> np.ndarray:
-    """Bilinear samples of ``img`` (H,W) at pixel coordinates (pixel centres at +0.5)."""
+def sample_image(img: np.ndarray, u: np.ndarray, v: np.ndarray, outside: float) -> np.ndarray:
+    """Bilinear samples of a float32 (H,W) image at pixel coords u,v (pixel centres at +0.5);
+    ``outside`` beyond the image. Uses ``cv2.remap`` (fast, vectorised)."""
     n = len(u)
     cols = 1024
     rows = -(-n // cols)
@@ -151,7 +152,7 @@ def fit_prism(alpha: np.ndarray, camera: Camera) -> PrismFit | None:
             order = np.argsort(bins, kind="stable")
             sorted_bins = bins[order]
             starts = np.flatnonzero(np.r_[True, sorted_bins[1:] != sorted_bins[:-1]])
-            planes[zi] = (_sample(sd, u, v, -50.0), order,
+            planes[zi] = (sample_image(sd, u, v, -50.0), order,
                           np.hypot(u - vpu, v - vpv)[order], np.stack([starts, sorted_bins[starts]]))
         return planes[zi]
 
@@ -232,6 +233,6 @@ def prism_field(sd: np.ndarray, camera: Camera, fit: PrismFit, axis: np.ndarray)
     xy = np.stack([gx.ravel(), gy.ravel()], axis=1)
     u0, v0 = project_plane(camera, xy, fit.z_bottom)
     u1, v1 = project_plane(camera, xy, fit.z_top)
-    section = (np.minimum(_sample(sd, u0, v0, -1e3), _sample(sd, u1, v1, -1e3)) + slack_px) * px_to_world
+    section = (np.minimum(sample_image(sd, u0, v0, -1e3), sample_image(sd, u1, v1, -1e3)) + slack_px) * px_to_world
     caps = np.minimum(axis - fit.z_bottom, fit.z_top - axis)
     return np.minimum(section.reshape(len(axis), len(axis), 1), caps[None, None, :]).astype(np.float32)
