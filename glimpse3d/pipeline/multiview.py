@@ -291,14 +291,16 @@ def proxy_field(alpha: np.ndarray, *, grid: int = GRID, hull_azimuths: int = HUL
             active = active[hull[active] > -margin_px]
     # 1b. the prism prior instead, where the rotational hull cannot explain the silhouette
     #     (it misses some of it from view 0: corners) and the silhouette reads as a prism
+    covered = None  # view-0 coverage of ``hull``, reused by step 3 while the hull stands
+    if shape_prior == "auto":
+        covered = _coverage0(hull.reshape(grid, grid, grid), axis, cam0, size)
     if shape_prior == "prism" or (
-            shape_prior == "auto"
-            and _missed_fraction(hull * px_to_world, axis, cam0, mask) > PRISM_MIN_MISSED):
+            covered is not None and (mask & ~covered).sum() > PRISM_MIN_MISSED * mask.sum()):
         fit = fit_prism(alpha, cam0)
         if fit is not None and (shape_prior == "prism" or fit.plausible):
             prism = prism_field(sd, cam0, fit, axis).ravel() / px_to_world  # px, like ``sd``
             hull = np.maximum(np.minimum(cone0, prism), -margin_px)
-            used = "prism"
+            used, covered = "prism", None
     hull = np.maximum(hull, -margin_px) * px_to_world
     # 2. inflation along the view-0 rays: half-thickness sqrt(2Rd - d^2) around the chord
     #    midpoints of a ball at the origin (a disc inflates to a ball, a band to a cylinder)
@@ -314,9 +316,11 @@ def proxy_field(alpha: np.ndarray, *, grid: int = GRID, hull_azimuths: int = HUL
     field_ = hull
     if inflation:
         field_ = np.minimum(hull, inflated(np.arange(len(pts))))
+        covered = None
     # 3. silhouette pixels the shape misses from view 0 (parts that are not alike around the
     #    axis, e.g. a handle) are filled back from the inflation alone
-    covered = _coverage0(field_.reshape(grid, grid, grid), axis, cam0, size)
+    if covered is None:
+        covered = _coverage0(field_.reshape(grid, grid, grid), axis, cam0, size)
     missing = mask & ~covered
     if missing.sum() > 0.002 * mask.sum():
         region = ndimage.binary_dilation(missing, iterations=2) & mask
@@ -327,13 +331,6 @@ def proxy_field(alpha: np.ndarray, *, grid: int = GRID, hull_azimuths: int = HUL
         field_[sel] = np.maximum(field_[sel], np.minimum(inflated(sel), miss))
     lim = margin_px * px_to_world
     return np.clip(field_, -lim, lim).reshape(grid, grid, grid), axis, used
-
-
-def _missed_fraction(field_: np.ndarray, axis: np.ndarray, cam0: Camera, mask: np.ndarray) -> float:
-    """Fraction of the silhouette ``mask`` that the field (flat, grid³) leaves empty from view 0."""
-    g = len(axis)
-    covered = _coverage0(field_.reshape(g, g, g), axis, cam0, mask.shape[0])
-    return float((mask & ~covered).sum()) / max(int(mask.sum()), 1)
 
 
 def _coverage0(field_: np.ndarray, axis: np.ndarray, cam0: Camera, size: int) -> np.ndarray:
