@@ -296,7 +296,7 @@ def proxy_field(alpha: np.ndarray, *, grid: int = GRID, hull_azimuths: int = HUL
         covered = _coverage0(hull.reshape(grid, grid, grid), axis, cam0, size)
     if shape_prior == "prism" or (
             covered is not None and (mask & ~covered).sum() > PRISM_MIN_MISSED * mask.sum()):
-        fit = fit_prism(alpha, cam0)
+        fit = fit_prism(alpha, cam0, z_limit=BOUND)
         if fit is not None and (shape_prior == "prism" or fit.plausible):
             prism = prism_field(sd, cam0, fit, axis).ravel() / px_to_world  # px, like ``sd``
             hull = np.maximum(np.minimum(cone0, prism), -margin_px)

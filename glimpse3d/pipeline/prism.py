@@ -38,6 +38,7 @@ from glimpse3d.splat.cameras import Camera
 WORK_SIZE = 128  # px, resolution of the search
 SECTION_EXTENT = 0.9  # half-side (scene units) of the ground-plane grid searched for C
 SECTION_GRID = 120  # cells per side of that grid
+Z_LIMIT = 0.62  # default heights searched: +-this (multiview passes its voxel cube's half-side)
 Z_COARSE = 0.04  # height step of the coarse search (scene units)
 Z_FINE = 0.01  # height step of the refinement around the coarse optimum
 MAX_UNCOVERED = 0.005  # fraction of the (1 px eroded) silhouette a prism may leave uncovered
@@ -112,9 +113,10 @@ def vertical_vanishing_point(camera: Camera) -> tuple[float, float]:
     return float(camera.fx * d[0] / d[2] + camera.cx), float(camera.fy * d[1] / d[2] + camera.cy)
 
 
-def fit_prism(alpha: np.ndarray, camera: Camera) -> PrismFit | None:
+def fit_prism(alpha: np.ndarray, camera: Camera, z_limit: float = Z_LIMIT) -> PrismFit | None:
     """Fit a vertical prism to the silhouette ``alpha`` (S,S) in [0,1] seen by ``camera``
-    (camera 0 at size S). ``None`` when no prism covers the silhouette."""
+    (camera 0 at size S), its caps within heights +-``z_limit``. ``None`` when no prism
+    covers the silhouette."""
     work = camera.resized(WORK_SIZE)
     a = cv2.resize(np.asarray(alpha, dtype=np.float32), (WORK_SIZE, WORK_SIZE),
                    interpolation=cv2.INTER_AREA)
@@ -195,7 +197,7 @@ def fit_prism(alpha: np.ndarray, camera: Camera) -> PrismFit | None:
                 best = (cost, zb, zt, r)
         return best
 
-    limit = int(round(0.62 / Z_FINE))
+    limit = int(round(z_limit / Z_FINE))
     step = int(round(Z_COARSE / Z_FINE))
     coarse = list(range(-limit, limit + 1, step))
     best = search([(b, t) for i, b in enumerate(coarse) for t in coarse[i + 1:]])
