@@ -27,6 +27,7 @@ from glimpse3d.models.common import (
     Placement,
     cached,
     check_image,
+    ensure_resident,
     load_failure,
     require,
     resolve_weights,
@@ -128,8 +129,8 @@ class TransformersSegmenter:
                     )
                 model = load_remote_matting(ref, entry)
                 family = MATTING_FAMILIES.get(entry, DEFAULT_MATTING)
-                return cls(model.to(placement.device, placement.dtype).eval(), None, placement,
-                           "matting", family)
+                return cls(model.to(placement.load_device, placement.dtype).eval(), None,
+                           placement, "matting", family)
             kwargs = transformers_kwargs(placement)
             try:
                 # explicit False: never prompt on a terminal for remote code here
@@ -145,7 +146,10 @@ class TransformersSegmenter:
             processor = tf.AutoImageProcessor.from_pretrained(ref, trust_remote_code=False)
         except OSError as exc:
             raise load_failure("segment_model", ref, EXAMPLE_MODEL, exc) from exc
-        return cls(model.to(placement.device).eval(), processor, placement, "semantic")
+        return cls(model.to(placement.load_device).eval(), processor, placement, "semantic")
+
+    def modules(self) -> list[torch.nn.Module]:
+        return [self.model]
 
     def _pixel_values(self, rgb: np.ndarray) -> torch.Tensor:
         """The model's input (1,3,h,w) for an RGB image (H,W,3) in [0,1]."""
@@ -165,6 +169,7 @@ class TransformersSegmenter:
         """rgb (H,W,3) float [0,1] -> foreground probability (H,W) float32 in [0,1]."""
         img = check_image(rgb, (3, 4), "image")[..., :3]
         h, w = img.shape[:2]
+        ensure_resident(self)
         if self.mode == "semantic":
             out = self.model(pixel_values=self._pixel_values(img))
             probs = torch.softmax(out.logits.float(), dim=1)

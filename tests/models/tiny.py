@@ -289,29 +289,49 @@ def tiny_zero123(directory: Path, size: int = 32) -> Path:
 
 # ------------------------------------------------------------------ SDXL
 
-def tiny_sdxl(directory: Path, size: int = 64, variant: str | None = None) -> Path:
-    """A StableDiffusionXL checkpoint (two CLIP text encoders, text_time UNet, VAE);
-    ``variant="fp16"`` writes only ``*.fp16.safetensors`` weight files (still fp32 data)."""
-    from diffusers import EulerDiscreteScheduler, StableDiffusionXLImg2ImgPipeline
+def tiny_sdxl(directory: Path, size: int = 64, variant: str | None = None,
+              scheduler: str = "euler", seed: int = SEED) -> Path:
+    """A StableDiffusionXL checkpoint as published (``model_index.json`` class
+    ``StableDiffusionXLPipeline``; two CLIP text encoders, text_time UNet, VAE);
+    ``variant="fp16"`` writes ``*.fp16.safetensors`` weight files (still fp32 data).
+    ``scheduler="euler_ancestral_trailing"`` is stabilityai/sdxl-turbo's scheduler."""
+    from diffusers import (
+        EulerAncestralDiscreteScheduler,
+        EulerDiscreteScheduler,
+        StableDiffusionXLPipeline,
+    )
     from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
     directory = Path(directory)
-    torch.manual_seed(SEED)
+    torch.manual_seed(seed)
     unet = _tiny_sdxl_unet(size)
     te1 = CLIPTextModel(_clip_text_config())
     te2 = CLIPTextModelWithProjection(_clip_text_config(projection_dim=16))
     tok = tiny_clip_tokenizer(directory / "_tok")
-    sched = EulerDiscreteScheduler(
-        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-        timestep_spacing="leading", steps_offset=1,
-    )
-    pipe = StableDiffusionXLImg2ImgPipeline(
+    common = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear"}
+    if scheduler == "euler_ancestral_trailing":
+        sched = EulerAncestralDiscreteScheduler(**common, timestep_spacing="trailing")
+    else:
+        sched = EulerDiscreteScheduler(**common, timestep_spacing="leading", steps_offset=1)
+    torch.manual_seed(seed)
+    pipe = StableDiffusionXLPipeline(
         vae=tiny_vae(), text_encoder=te1, text_encoder_2=te2, tokenizer=tok, tokenizer_2=tok,
-        unet=unet, scheduler=sched, requires_aesthetics_score=False,
-        force_zeros_for_empty_prompt=True,
+        unet=unet, scheduler=sched, force_zeros_for_empty_prompt=True,
     )
     pipe.save_pretrained(directory, variant=variant)
     return directory
+
+
+def tiny_sdxl_turbo(directory: Path) -> Path:
+    """stabilityai/sdxl-turbo's layout: SDXL with EulerAncestral "trailing" scheduling."""
+    return tiny_sdxl(directory, scheduler="euler_ancestral_trailing")
+
+
+def tiny_sdxl_both_variants(directory: Path) -> Path:
+    """SDXL base's layout: fp32 files and ``*.fp16.safetensors`` side by side. The fp16
+    files hold *other* random weights (seed + 1) so a test can tell which were loaded."""
+    tiny_sdxl(directory)
+    return tiny_sdxl(directory, variant="fp16", seed=SEED + 1)
 
 
 def _tiny_sdxl_unet(size: int):
