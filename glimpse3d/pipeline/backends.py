@@ -2,7 +2,7 @@
 
 Image conventions everywhere in the pipeline: float32 numpy arrays, RGB(A) in [0,1],
 shape (H,W,C). Depth is metric camera-space z (OpenCV camera, scene units), 0 = no object.
-Classic backends live in ``glimpse3d.pipeline``; learned ones in ``glimpse3d.models`` and
+Classic backends live in ``glimpse3d.pipeline``; learned ones in ``glimpse3d.learned`` and
 are imported only when selected.
 """
 
@@ -108,25 +108,25 @@ class FeatureExtractor(Protocol):
 REGISTRY: dict[str, dict[str, str]] = {
     "segment": {
         "classic": "glimpse3d.pipeline.preprocess:ClassicSegmenter",
-        "transformers": "glimpse3d.models.segmentation:TransformersSegmenter",
-        "rembg": "glimpse3d.models.segmentation:RembgSegmenter",
+        "transformers": "glimpse3d.learned.segmentation:TransformersSegmenter",
+        "rembg": "glimpse3d.learned.segmentation:RembgSegmenter",
     },
     "multiview": {
         "classic": "glimpse3d.pipeline.multiview:ClassicMultiview",
-        "diffusers": "glimpse3d.models.multiview:Zero123Multiview",
-        "syncdreamer": "glimpse3d.models.multiview:SyncDreamerAdapter",
+        "diffusers": "glimpse3d.learned.multiview:Zero123Multiview",
+        "syncdreamer": "glimpse3d.learned.multiview:SyncDreamerAdapter",
     },
     "depth": {
         "classic": "glimpse3d.pipeline.depth:ClassicDepth",
-        "transformers": "glimpse3d.models.depth:TransformersDepth",
+        "transformers": "glimpse3d.learned.depth:TransformersDepth",
     },
     "enhance": {
         "classic": "glimpse3d.pipeline.refine:ClassicEnhancer",
-        "diffusers": "glimpse3d.models.enhance:SDXLEnhancer",
+        "diffusers": "glimpse3d.learned.enhance:SDXLEnhancer",
     },
     "feature": {
         "classic": "glimpse3d.pipeline.metrics:ClassicFeatures",
-        "transformers": "glimpse3d.models.features:TransformersFeatures",
+        "transformers": "glimpse3d.learned.features:TransformersFeatures",
     },
 }
 

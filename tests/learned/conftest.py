@@ -27,7 +27,7 @@ os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
 def _offline_single_thread(monkeypatch: pytest.MonkeyPatch):
     """No hub access; one intra-op thread (tiny models are ~100x slower when two busy
     cores are oversubscribed); a clean model cache per test."""
-    from glimpse3d.models.common import clear_cache
+    from glimpse3d.learned.common import clear_cache
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
@@ -45,7 +45,7 @@ def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _build(root: Path, name: str) -> Path:
-    from tests.models import tiny
+    from tests.learned import tiny
 
     target = root / name
     if not target.exists():

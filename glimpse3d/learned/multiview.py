@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 from glimpse3d.errors import UserError
-from glimpse3d.models.common import (
+from glimpse3d.learned.common import (
     Placement,
     cached,
     check_image,
@@ -182,7 +182,7 @@ class Zero123Multiview:
     def load(cls, ref: str, placement: Placement) -> Zero123Multiview:
         diffusers = require("diffusers", "the Zero123 multiview backend")
         tf = require("transformers", "the Zero123 multiview backend")
-        from glimpse3d.models.common import diffusers_kwargs, local_variant
+        from glimpse3d.learned.common import diffusers_kwargs, local_variant
 
         dk, tk = diffusers_kwargs(placement), transformers_kwargs(placement)
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from glimpse3d.models.common import MissingWeightsError
-from glimpse3d.models.segmentation import (
+from glimpse3d.learned.common import MissingWeightsError
+from glimpse3d.learned.segmentation import (
     RembgSegmenter,
     TransformersSegmenter,
     _matting_map,

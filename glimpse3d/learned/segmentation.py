@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from glimpse3d.models.common import (
+from glimpse3d.learned.common import (
     MissingWeightsError,
     Placement,
     cached,

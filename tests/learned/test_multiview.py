@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from glimpse3d.errors import UserError
-from glimpse3d.models.common import MissingWeightsError
-from glimpse3d.models.multiview import (
+from glimpse3d.learned.common import MissingWeightsError
+from glimpse3d.learned.multiview import (
     SyncDreamerAdapter,
     Zero123Multiview,
     alpha_from_white,
@@ -61,7 +61,7 @@ def test_zero123_from_tiny_checkpoint(tiny_dir, make_settings, object_rgba):
         assert v.shape == (48, 48, 4) and v.dtype == np.float32
         assert v.min() >= 0.0 and v.max() <= 1.0
     # view 0 is the input itself (resized to the camera)
-    from glimpse3d.models.common import resize
+    from glimpse3d.learned.common import resize
 
     np.testing.assert_allclose(views[0], np.clip(resize(object_rgba, 48), 0, 1), atol=1e-6)
     again = gen.generate(object_rgba, cams[:3], seed=7)

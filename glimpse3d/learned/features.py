@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from glimpse3d.models.common import (
+from glimpse3d.learned.common import (
     Placement,
     cached,
     check_image,
@@ -90,7 +90,7 @@ class TransformersFeatures:
         ia = check_image(a, (3, 4), "image a")[..., :3]
         ib = check_image(b, (3, 4), "image b")[..., :3]
         if ia.shape != ib.shape:
-            from glimpse3d.models.common import resize
+            from glimpse3d.learned.common import resize
 
             ib = resize(ib, ia.shape[1], ia.shape[0])
         if mask is not None:

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from glimpse3d.errors import UserError
-from glimpse3d.models.common import MissingWeightsError
-from glimpse3d.models.depth import TransformersDepth, fit_metric_depth, proxy_depth
+from glimpse3d.learned.common import MissingWeightsError
+from glimpse3d.learned.depth import TransformersDepth, fit_metric_depth, proxy_depth
 from glimpse3d.pipeline.backends import DepthResult, load_backend
 from glimpse3d.splat.cameras import orbit_camera, syncdreamer_cameras
 

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from glimpse3d.errors import UserError
-from glimpse3d.models.common import (
+from glimpse3d.learned.common import (
     MissingWeightsError,
     Placement,
     cached,

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from glimpse3d.errors import UserError
-from glimpse3d.models.common import MissingWeightsError
-from glimpse3d.models.enhance import (
+from glimpse3d.learned.common import MissingWeightsError
+from glimpse3d.learned.enhance import (
     SDXLEnhancer,
     depth_control_image,
     match_colors,
@@ -92,7 +92,7 @@ def test_lightning_scheduler(make_settings, tiny_dir, view, monkeypatch):
 def test_lightning_unet_file(make_settings, tiny_dir, tmp_path, monkeypatch):
     from safetensors.torch import save_file
 
-    from tests.models.tiny import _tiny_sdxl_unet
+    from tests.learned.tiny import _tiny_sdxl_unet
 
     torch.manual_seed(123)
     unet = _tiny_sdxl_unet(64)
@@ -149,7 +149,7 @@ def test_project_override(make_settings, tiny_dir):
 
 def test_fp16_variant_directory(make_settings, tiny_dir, view):
     """A directory with only *.fp16.safetensors (hf download --include "*fp16*") loads."""
-    from glimpse3d.models.common import local_variant
+    from glimpse3d.learned.common import local_variant
 
     path = tiny_dir("sdxl_fp16")
     assert local_variant(str(path), "unet") == "fp16"

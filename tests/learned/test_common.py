@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from glimpse3d.errors import UserError
-from glimpse3d.models import common
-from glimpse3d.models.common import MissingWeightsError, cached, resolve_weights
+from glimpse3d.learned import common
+from glimpse3d.learned.common import MissingWeightsError, cached, resolve_weights
 from glimpse3d.pipeline.backends import BackendUnavailable, load_backend
 
 
@@ -97,14 +97,14 @@ def test_unknown_backend_and_missing_model_via_registry(make_settings):
 
 
 def test_modules_import_lazily():
-    """The classic path never imports glimpse3d.models, and the learned modules import
+    """The classic path never imports glimpse3d.learned, and the learned modules import
     without pulling in diffusers/transformers until a backend is built."""
     code = (
         "import sys\n"
         "import glimpse3d.pipeline.backends, glimpse3d.config\n"
-        "assert not [m for m in sys.modules if m.startswith('glimpse3d.models')]\n"
-        "import glimpse3d.models.segmentation, glimpse3d.models.multiview, glimpse3d.models.depth\n"
-        "import glimpse3d.models.enhance, glimpse3d.models.features\n"
+        "assert not [m for m in sys.modules if m.startswith('glimpse3d.learned')]\n"
+        "import glimpse3d.learned.segmentation, glimpse3d.learned.multiview, glimpse3d.learned.depth\n"
+        "import glimpse3d.learned.enhance, glimpse3d.learned.features\n"
         "assert 'diffusers' not in sys.modules and 'transformers' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

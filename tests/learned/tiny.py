@@ -241,7 +241,7 @@ def tiny_zero123(directory: Path, size: int = 32) -> Path:
     from diffusers import DDIMScheduler, UNet2DConditionModel
     from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
 
-    from glimpse3d.models.multiview import CCProjection
+    from glimpse3d.learned.multiview import CCProjection
 
     directory = Path(directory)
     embed = 16

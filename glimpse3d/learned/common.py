@@ -3,7 +3,7 @@ memory-aware loading and a process-wide model cache.
 
 Only ``torch`` is imported at module level; ``transformers``/``diffusers`` are imported
 by the backend modules inside their loaders (see :func:`require`), so
-``glimpse3d.models`` costs nothing until a learned backend is selected.
+``glimpse3d.learned`` costs nothing until a learned backend is selected.
 """
 
 from __future__ import annotations

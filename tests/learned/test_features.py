@@ -7,8 +7,8 @@ import importlib.util
 import numpy as np
 import pytest
 
-from glimpse3d.models.common import MissingWeightsError
-from glimpse3d.models.features import TransformersFeatures, lpips_available, lpips_distance
+from glimpse3d.learned.common import MissingWeightsError
+from glimpse3d.learned.features import TransformersFeatures, lpips_available, lpips_distance
 from glimpse3d.pipeline.backends import load_backend
 
 
