@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from glimpse3d.errors import UserError
-from glimpse3d.pipeline.backends import BackendUnavailable
+from glimpse3d.pipeline.ports import BackendUnavailable
 
 T = TypeVar("T")
 

@@ -44,7 +44,7 @@ from glimpse3d.learned.common import (
     resolve_weights,
     transformers_kwargs,
 )
-from glimpse3d.pipeline.backends import DepthResult
+from glimpse3d.pipeline.ports import DepthResult
 from glimpse3d.splat.cameras import DISTANCE, Camera
 
 if TYPE_CHECKING:

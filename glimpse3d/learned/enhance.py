@@ -47,7 +47,7 @@ from glimpse3d.learned.common import (
     seeded_generator,
     to_pil,
 )
-from glimpse3d.pipeline.backends import resolve_strength
+from glimpse3d.pipeline.ports import resolve_strength
 
 if TYPE_CHECKING:
     from glimpse3d.config import Settings

@@ -52,7 +52,7 @@ from glimpse3d.learned.common import (
     seeded_generator,
     transformers_kwargs,
 )
-from glimpse3d.pipeline.backends import BackendUnavailable
+from glimpse3d.pipeline.ports import BackendUnavailable
 from glimpse3d.splat.cameras import AZIMUTH_STEP_DEG, ELEVATION_DEG, NUM_VIEWS, Camera
 
 if TYPE_CHECKING:

@@ -29,7 +29,7 @@ from glimpse3d.learned.common import (
     resolve_weights,
     transformers_kwargs,
 )
-from glimpse3d.pipeline.backends import BackendUnavailable
+from glimpse3d.pipeline.ports import BackendUnavailable
 
 if TYPE_CHECKING:
     from glimpse3d.config import Settings
