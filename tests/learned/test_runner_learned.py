@@ -24,9 +24,9 @@ pytestmark = [
 def test_runner_with_tiny_depth_and_enhance(tmp_path, make_settings, tiny_dir, monkeypatch):
     from glimpse3d.db.repository import open_repository
     from glimpse3d.pipeline.runner import PipelineRunner
-    from glimpse3d.pipeline.synthetic import catalogue, png_bytes, synthetic_photo
     from glimpse3d.storage.base import DEPTH
     from glimpse3d.storage.local import LocalStorage
+    from glimpse3d.testing.synthetic import catalogue, png_bytes, synthetic_photo
 
     monkeypatch.setenv("GLIMPSE3D_ENHANCE_STEPS", "2")
     settings = make_settings(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from glimpse3d.pipeline import synthetic as S
 from glimpse3d.splat.cameras import orbit_camera
+from glimpse3d.testing import synthetic as S
 
 
 def _ray_sphere_depth(cam, centre: np.ndarray, radius: float) -> np.ndarray:
