@@ -32,8 +32,8 @@ def pq_settings(pg_url: str, make_settings: Callable[..., Any]) -> Callable[...,
 def pq(pq_settings: Callable[..., Any], tmp_path: Any) -> Iterator[tuple[Any, Any, Any]]:
     """(settings, repo, ProcrastinateQueue) on a fresh database (local storage); started."""
     from glimpse3d.db.repository import open_repository
-    from glimpse3d.jobs.base import make_queue
     from glimpse3d.jobs.distributed import ProcrastinateQueue
+    from glimpse3d.jobs.factory import make_queue
     from glimpse3d.storage.local import LocalStorage
 
     settings = pq_settings()

@@ -1,6 +1,6 @@
 """``glimpse3d run PHOTO -o OUTDIR``: the whole pipeline with Rich progress bars and a report.
 
-With local storage (the default) OUTDIR is the storage root (bucket layout of DESIGN §5); with
+With local storage (the default) OUTDIR is the storage root (one folder per bucket); with
 S3 storage the files go to the buckets and OUTDIR holds the report only. The project is recorded
 in the configured database. Re-running on the same OUTDIR with the same photo resumes.
 """
@@ -11,14 +11,18 @@ import hashlib
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
+import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from glimpse3d.config import get_settings
+from glimpse3d.cli._common import handle_errors
+from glimpse3d.domain import STAGES
 from glimpse3d.errors import UserError
-from glimpse3d.pipeline.runner import STAGES, PipelineRunner, ProgressEvent
+
+if TYPE_CHECKING:
+    from glimpse3d.pipeline.runner import ProgressEvent
 
 STATE_FILE = ".glimpse3d-project.json"
 STAGE_LABELS = {
@@ -58,6 +62,22 @@ class StageBars:
                              step=event.step)
 
 
+@handle_errors
+def run(
+    photo: Annotated[Path, typer.Argument(help="Input photo (PNG/JPEG/WebP).")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Output directory.")] = Path("out"),
+    iterations: Annotated[int, typer.Option(min=0, max=10, help="Refinement iterations.")] = 3,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    remove_bg: Annotated[bool, typer.Option(help="Remove the background.")] = True,
+    name: Annotated[str | None, typer.Option(help="Project name.")] = None,
+    fresh: Annotated[bool, typer.Option(help="Start over instead of resuming.")] = False,
+) -> None:
+    """Run the whole pipeline on PHOTO; artifacts + report.json go to OUT."""
+    run_photo(
+        photo, out, iterations=iterations, seed=seed, remove_bg=remove_bg, name=name, fresh=fresh
+    )
+
+
 def _photo_digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -74,9 +94,9 @@ def run_photo(
     console: Console | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) the pipeline on ``photo`` with artifacts under ``out``; returns the report."""
-    from glimpse3d.db.repository import ProjectNotFound, open_repository
+    from glimpse3d.config import get_settings
     from glimpse3d.pipeline.preprocess import validate_image
-    from glimpse3d.storage.factory import open_storage
+    from glimpse3d.services import open_services
     from glimpse3d.storage.local import LocalStorage
 
     console = console or Console(stderr=True)
@@ -86,10 +106,23 @@ def run_photo(
     settings = get_settings().model_copy(update={"seed": seed})
     validate_image(data, max_bytes=settings.max_upload_bytes)  # fail fast, before any output
     out.mkdir(parents=True, exist_ok=True)
-    storage = LocalStorage(out) if "://" not in settings.resolved_storage_url \
-        or settings.resolved_storage_url.startswith("file://") else open_storage(settings)
-    storage.ensure_buckets()
-    repo = open_repository(settings.resolved_database_url)
+    local = "://" not in settings.resolved_storage_url \
+        or settings.resolved_storage_url.startswith("file://")
+    with open_services(settings, storage=LocalStorage(out) if local else None,
+                       queue=False) as services:
+        services.storage.ensure_buckets()
+        return _run_recorded(services, photo, out, data, iterations=iterations, seed=seed,
+                             remove_bg=remove_bg, name=name, fresh=fresh, console=console)
+
+
+def _run_recorded(services: Any, photo: Path, out: Path, data: bytes, *, iterations: int,
+                  seed: int, remove_bg: bool, name: str | None, fresh: bool,
+                  console: Console) -> dict[str, Any]:
+    from glimpse3d.db.repository import ProjectNotFound
+    from glimpse3d.jobs.outcomes import run_and_record
+    from glimpse3d.pipeline.runner import PipelineRunner
+
+    settings, repo, storage = services.settings, services.repo, services.storage
 
     state_path = out / STATE_FILE
     digest = _photo_digest(data)
@@ -119,7 +152,8 @@ def run_photo(
             project_id = project["id"]
             state_path.write_text(json.dumps({"project_id": project_id, "photo_sha256": digest,
                                               "seed": seed, "iterations": iterations}))
-        report = runner.run_all(project_id, iterations=iterations)
+        report = run_and_record(runner, project_id, {"kind": "run", "iterations": iterations},
+                                reraise=True)
     report["total_seconds"] = round(time.perf_counter() - started, 3)
     report["photo"] = str(photo)
     report["outdir"] = str(out)
