@@ -32,8 +32,9 @@ def worker(
 ) -> None:
     """Run a distributed (procrastinate) worker until SIGINT/SIGTERM."""
     from glimpse3d.jobs.distributed import run_worker
+    from glimpse3d.services import open_services
 
-    run_worker(queues=[q.strip() for q in queues.split(",") if q.strip()],
+    run_worker(open_services, queues=[q.strip() for q in queues.split(",") if q.strip()],
                concurrency=concurrency)
 
 

@@ -31,8 +31,11 @@ from glimpse3d.jobs.distributed.recovery import StalledJobWatcher
 from glimpse3d.jobs.outcomes import CANCELLED, INTERRUPTED, mark_job_started, run_and_record
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from glimpse3d.config import Settings
     from glimpse3d.db.repository import Repository
+    from glimpse3d.services import Services
     from glimpse3d.storage.base import Storage
 
 log = logging.getLogger(__name__)
@@ -145,15 +148,17 @@ class JobRunner:
 
 # ------------------------------------------------------------------ the worker process
 def run_worker(
+    open_services: Callable[..., Services],
     queues: list[str] | None = None,
     concurrency: int | None = None,
     settings: Settings | None = None,
 ) -> None:
     """``glimpse3d worker``: run pipeline jobs from ``queues`` (all when empty), ``concurrency``
-    at once (default ``settings.worker_concurrency``), until SIGINT/SIGTERM. Restarts the procrastinate worker if it stops on its own
-    (e.g. its database went away) and re-queues jobs of stalled workers."""
+    at once (default ``settings.worker_concurrency``), until SIGINT/SIGTERM. Restarts the
+    procrastinate worker if it stops on its own (e.g. its database went away) and re-queues
+    jobs of stalled workers. ``open_services`` is ``glimpse3d.services.open_services``
+    (passed in by the CLI: the services layer sits above the job engines)."""
     from glimpse3d.config import get_settings
-    from glimpse3d.services import open_services
 
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
