@@ -7,14 +7,7 @@ from typing import Any
 
 import pytest
 
-#: settings that keep a pipeline run short on 2 CPU cores
-FAST: dict[str, Any] = dict(
-    view_size=64,
-    max_gaussians=1000,
-    refine_iterations=1,
-    export_formats=["ply", "splat"],
-    cleanup_interval_minutes=0,
-)
+from tests.utils.settings import FAST
 
 
 @pytest.fixture
