@@ -152,8 +152,8 @@ def _run_recorded(services: Any, photo: Path, out: Path, data: bytes, *, iterati
             project_id = project["id"]
             state_path.write_text(json.dumps({"project_id": project_id, "photo_sha256": digest,
                                               "seed": seed, "iterations": iterations}))
-        report = run_and_record(runner, project_id, {"kind": "run", "iterations": iterations},
-                                reraise=True)
+        _, report = run_and_record(runner, project_id, {"kind": "run", "iterations": iterations},
+                                   reraise=True)
     report["total_seconds"] = round(time.perf_counter() - started, 3)
     report["photo"] = str(photo)
     report["outdir"] = str(out)
