@@ -197,19 +197,30 @@ class Placement:
         device = select_device(device_setting)
         return cls(device=device, dtype=select_dtype(device))
 
+    @property
+    def load_device(self) -> torch.device:
+        """Where loaders leave the weights: the CPU for CUDA (:func:`ensure_resident` moves
+        them when they run, offloading others if needed), the device itself otherwise."""
+        return torch.device("cpu") if self.device.type == "cuda" else self.device
 
-def place_pipeline(pipe: Any, placement: Placement, low_vram_gib: float = LOW_VRAM_GIB) -> Any:
-    """Move a diffusers pipeline onto its device, memory-aware.
+
+def place_pipeline(pipe: Any, placement: Placement, low_vram_gib: float = LOW_VRAM_GIB) -> bool:
+    """Prepare a diffusers pipeline for its device, memory-aware; True when accelerate
+    manages its placement.
 
     On CUDA GPUs with less than ``low_vram_gib`` GiB, ``enable_model_cpu_offload`` keeps
-    only the running sub-model on the GPU (needs ``accelerate``); VAE slicing/tiling is
-    switched on where offered. Elsewhere the whole pipeline moves to the device.
+    only the running sub-model on the GPU (needs ``accelerate``) and True is returned.
+    Otherwise the pipeline stays where it was loaded (the CPU) and
+    :func:`ensure_resident` moves it to the GPU when it runs. VAE slicing/tiling is
+    switched on for GPUs.
     """
     mem = gpu_memory_gib(placement.device)
+    managed = False
     if mem is not None and mem < low_vram_gib and hasattr(pipe, "enable_model_cpu_offload"):
         pipe.enable_model_cpu_offload(device=placement.device)
-    elif placement.device.type != "cpu":
-        pipe.to(placement.device)
+        managed = True
+    elif placement.device.type not in ("cpu", "cuda"):
+        pipe.to(placement.device)  # mps: no residency bookkeeping
     vae = getattr(pipe, "vae", None)
     if mem is not None and vae is not None:
         for fn in ("enable_slicing", "enable_tiling"):
@@ -217,7 +228,13 @@ def place_pipeline(pipe: Any, placement: Placement, low_vram_gib: float = LOW_VR
                 getattr(vae, fn)()
     if hasattr(pipe, "set_progress_bar_config"):
         pipe.set_progress_bar_config(disable=True)
-    return pipe
+    return managed
+
+
+def pipeline_modules(pipe: Any) -> list[torch.nn.Module]:
+    """The torch sub-models of a diffusers pipeline (unet, vae, text encoders, ...)."""
+    comps = getattr(pipe, "components", {}) or {}
+    return [m for m in comps.values() if isinstance(m, torch.nn.Module)]
 
 
 def transformers_kwargs(placement: Placement) -> dict[str, Any]:
@@ -244,18 +261,46 @@ def diffusers_kwargs(placement: Placement) -> dict[str, Any]:
     return {"dtype" if new_style else "torch_dtype": placement.dtype, "low_cpu_mem_usage": True}
 
 
-def local_variant(ref: str, subfolder: str = "") -> str | None:
-    """``"fp16"`` when a local diffusers directory holds only the fp16 weight variant
-    (``*.fp16.safetensors``, as ``hf download --include "*fp16.safetensors"`` leaves it)."""
-    folder = Path(ref) / subfolder
-    if not folder.is_dir():
+def _repo_files(ref: str) -> list[str] | None:
+    """Relative file names of a local directory or a hub repository (None if unknown)."""
+    path = Path(ref)
+    if path.is_dir():
+        return [p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()]
+    if not is_hub_id(ref):
         return None
-    plain = list(folder.glob("diffusion_pytorch_model*.safetensors")) + list(
-        folder.glob("diffusion_pytorch_model*.bin")
-    )
-    plain = [p for p in plain if ".fp16." not in p.name]
-    has_fp16 = any(folder.glob("*.fp16.safetensors")) or any(folder.glob("*.fp16.bin"))
-    return "fp16" if has_fp16 and not plain else None
+    try:
+        if offline():
+            from huggingface_hub import snapshot_download
+
+            root = Path(snapshot_download(ref, local_files_only=True))
+            return [p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()]
+        from huggingface_hub import HfApi
+
+        return list(HfApi().list_repo_files(ref))
+    except Exception:  # noqa: BLE001 - unknown -> no variant
+        return None
+
+
+def weight_variant(ref: str, subfolder: str = "", dtype: torch.dtype = torch.float32) -> str | None:
+    """``"fp16"`` when ``ref`` (local directory or hub id) holds fp16 weight files
+    (``*.fp16.safetensors``) in ``subfolder`` and either the model runs in fp16 (a GPU) or
+    they are the only weights there (``hf download --include "*fp16.safetensors"``)."""
+    files = _repo_files(ref)
+    if not files:
+        return None
+    prefix = f"{subfolder.strip('/')}/" if subfolder else ""
+    here = [f[len(prefix):] for f in files if f.startswith(prefix) and "/" not in f[len(prefix):]]
+    weights = [f for f in here if f.endswith((".safetensors", ".bin"))]
+    fp16 = [f for f in weights if ".fp16." in f]
+    plain = [f for f in weights if ".fp16." not in f]
+    if fp16 and (dtype == torch.float16 or not plain):
+        return "fp16"
+    return None
+
+
+def local_variant(ref: str, subfolder: str = "") -> str | None:
+    """``"fp16"`` when a local directory holds only the fp16 weight variant (fp32 runs)."""
+    return weight_variant(ref, subfolder, torch.float32) if Path(ref).is_dir() else None
 
 
 def kwargs_dtype(kwargs: dict[str, Any]) -> torch.dtype:
@@ -284,20 +329,23 @@ def cached(cls: type, model: str, device: torch.device | str, loader: Callable[[
 
     Loading is serialised by a lock so two threads never load the same weights twice; the
     cache is LRU-bounded by :data:`MAX_CACHED_MODELS` (env ``GLIMPSE3D_MAX_CACHED_MODELS``).
+    Loaders leave the weights on the CPU; the returned backend is made GPU-resident by
+    :func:`ensure_resident` (here and again before each inference call).
     """
     key = (f"{cls.__module__}.{cls.__qualname__}", str(model), str(device), tuple(extra))
     with _LOCK:
         if key in _CACHE:
             _CACHE.move_to_end(key)
-            return _CACHE[key]
-        value = loader()
-        _CACHE[key] = value
-        evicted = False
-        while len(_CACHE) > max(1, MAX_CACHED_MODELS):
-            _CACHE.popitem(last=False)
-            evicted = True
-        if evicted and torch.cuda.is_available():
-            torch.cuda.empty_cache()
+            value = _CACHE[key]
+        else:
+            value = loader()
+            _CACHE[key] = value
+            while len(_CACHE) > max(1, MAX_CACHED_MODELS):
+                _, dropped = _CACHE.popitem(last=False)
+                _forget_resident(dropped)
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        ensure_resident(value)
         return value
 
 
@@ -305,6 +353,7 @@ def clear_cache() -> None:
     """Drop every cached model (and free GPU memory when there is one)."""
     with _LOCK:
         _CACHE.clear()
+        _RESIDENT.clear()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
 
@@ -312,6 +361,83 @@ def clear_cache() -> None:
 def cache_size() -> int:
     with _LOCK:
         return len(_CACHE)
+
+
+# ------------------------------------------------------------------ GPU residency
+
+#: GPU memory (GiB) kept free beyond a model's weights for its activations
+ACTIVATION_MARGIN_GIB = float(os.environ.get("GLIMPSE3D_GPU_MARGIN_GIB", "4"))
+
+#: backends whose weights are on a GPU, least recently used first; keyed by their modules
+_RESIDENT: OrderedDict[tuple[int, ...], Any] = OrderedDict()
+
+
+def backend_modules(backend: Any) -> list[torch.nn.Module]:
+    """The torch modules of a learned backend (its ``modules()``), [] for others."""
+    fn = getattr(backend, "modules", None)
+    return list(fn()) if callable(fn) else []
+
+
+def module_bytes(modules: list[torch.nn.Module]) -> int:
+    """Bytes of the parameters and buffers of ``modules``."""
+    return sum(t.numel() * t.element_size() for m in modules
+               for t in (*m.parameters(), *m.buffers()))
+
+
+def free_gpu_bytes(device: torch.device) -> int:
+    """Free memory of a CUDA device in bytes (what the driver reports)."""
+    return int(torch.cuda.mem_get_info(device)[0])
+
+
+def move_modules(modules: list[torch.nn.Module], device: torch.device | str) -> None:
+    for m in modules:
+        m.to(device)
+
+
+def _key(modules: list[torch.nn.Module]) -> tuple[int, ...]:
+    return tuple(id(m) for m in modules)
+
+
+def _forget_resident(backend: Any) -> None:
+    _RESIDENT.pop(_key(backend_modules(backend)), None)
+
+
+def ensure_resident(backend: Any) -> None:
+    """Put a backend's weights on its CUDA device, offloading others only when needed.
+
+    Models stay together on the GPU while it has room for them: before moving a backend
+    there, the least recently used resident ones are moved to the CPU until
+    ``free >= its weights + ACTIVATION_MARGIN_GIB`` (env ``GLIMPSE3D_GPU_MARGIN_GIB``).
+    So on a 24 GiB card SDXL and Zero123 take turns (one model resident at a time),
+    while on an 80 GiB card all stay loaded. CPU/MPS backends and pipelines that
+    accelerate offloads (``managed_offload``) are left alone.
+    """
+    placement = getattr(backend, "placement", None)
+    if placement is None or placement.device.type != "cuda" or getattr(backend, "managed_offload", False):
+        return
+    modules = backend_modules(backend)
+    if not modules:
+        return
+    key = _key(modules)
+    with _LOCK:
+        if key in _RESIDENT:
+            _RESIDENT.move_to_end(key)
+            return
+        need = module_bytes(modules) + int(ACTIVATION_MARGIN_GIB * 2**30)
+        for other_key in list(_RESIDENT):
+            if free_gpu_bytes(placement.device) >= need:
+                break
+            other = _RESIDENT.pop(other_key)
+            move_modules(backend_modules(other), "cpu")
+            torch.cuda.empty_cache()
+        move_modules(modules, placement.device)
+        _RESIDENT[key] = backend
+
+
+def resident_count() -> int:
+    """How many backends have their weights on a GPU now."""
+    with _LOCK:
+        return len(_RESIDENT)
 
 
 # ------------------------------------------------------------------ image helpers

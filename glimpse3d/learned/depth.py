@@ -37,6 +37,7 @@ from glimpse3d.learned.common import (
     cached,
     check_image,
     composite,
+    ensure_resident,
     extra_setting,
     load_failure,
     missing_weights_message,
@@ -231,14 +232,18 @@ class TransformersDepth:
             raise MissingWeightsError(
                 missing_weights_message("depth_model", ref, EXAMPLE_MODEL, "missing preprocessor_config.json")
             )
-        model = model.to(placement.device).eval()
+        model = model.to(placement.load_device).eval()
         return cls(model, processor, placement, ref)
+
+    def modules(self) -> list[torch.nn.Module]:
+        return [self.model]
 
     @torch.inference_mode()
     def predict(self, rgb: np.ndarray) -> np.ndarray:
         """Raw model output (H,W) float32 at the input size (relative inverse depth for
         relative checkpoints, metres for metric ones)."""
         h, w = rgb.shape[:2]
+        ensure_resident(self)
         u8 = (np.clip(rgb, 0, 1) * 255.0 + 0.5).astype(np.uint8)
         inputs = self.processor(images=u8, return_tensors="pt")
         pixel_values = inputs["pixel_values"].to(self.placement.device, self.placement.dtype)

@@ -7,11 +7,17 @@
   ``diffusers/controlnet-depth-sdxl-1.0``; with it the pipeline is
   ``StableDiffusionXLControlNetImg2ImgPipeline`` and the view's depth map (as normalised
   disparity, near = bright, background = black) is the control image.
-* SDXL-Lightning (``ByteDance/SDXL-Lightning``): set ``enhance_lightning`` (or env
-  ``GLIMPSE3D_ENHANCE_LIGHTNING=1``) and optionally ``enhance_lightning_unet`` (env
-  ``GLIMPSE3D_ENHANCE_LIGHTNING_UNET``) to the ``sdxl_lightning_4step_unet.safetensors``
-  file, loaded into the base model's UNet. Lightning uses ``EulerDiscreteScheduler`` with
-  ``timestep_spacing="trailing"``, 4 steps and guidance 0.
+* SDXL-Lightning (``ByteDance/SDXL-Lightning``, which publishes UNet files only): set
+  ``enhance_lightning_unet`` (env ``GLIMPSE3D_ENHANCE_LIGHTNING_UNET``) to the
+  ``sdxl_lightning_4step_unet.safetensors`` file, loaded into the base model's UNet (or
+  ``GLIMPSE3D_ENHANCE_LIGHTNING=1`` for a checkpoint with a Lightning UNet baked in, also
+  recognised by "lightning" in its id/path). Lightning uses ``EulerDiscreteScheduler``
+  with ``timestep_spacing="trailing"``, 4 steps and guidance 0.
+* SDXL-Turbo (``stabilityai/sdxl-turbo``, recognised by "turbo" in its id/path or
+  ``GLIMPSE3D_ENHANCE_TURBO=1``): its own scheduler, 2 steps, guidance 0, 512 px native.
+
+Weights load in fp16 with the ``fp16`` variant files when the repository has them and
+the model runs on a GPU (:func:`~glimpse3d.learned.common.weight_variant`).
 
 The render's background (where depth is 0) is kept; inside the object the diffusion
 output is used, then its colour statistics are pulled towards the reference photo's
@@ -36,16 +42,18 @@ from glimpse3d.learned.common import (
     cached,
     check_image,
     diffusers_kwargs,
+    ensure_resident,
     extra_setting,
     kwargs_dtype,
     load_failure,
-    local_variant,
+    pipeline_modules,
     place_pipeline,
     require,
     resize,
     resolve_weights,
     seeded_generator,
     to_pil,
+    weight_variant,
 )
 from glimpse3d.pipeline.ports import resolve_strength
 
@@ -68,10 +76,11 @@ DEFAULT_NEGATIVE = "blurry, low quality, distorted, deformed, noisy, artifacts, 
 @dataclass(frozen=True)
 class EnhanceOptions:
     """Sampling options. ``steps``/``guidance_scale`` of None pick the model's defaults
-    (30 / 5.0; Lightning: 4 / 0.0). ``resolution`` None = the UNet's native size
-    (1024 for SDXL)."""
+    (30 / 5.0; Lightning: 4 / 0.0; Turbo: 2 / 0.0). ``resolution`` None = the UNet's native
+    size (1024 for SDXL, 512 for SDXL-Turbo)."""
 
     lightning: bool = False
+    turbo: bool = False
     lightning_unet: str | None = None
     steps: int | None = None
     guidance_scale: float | None = None
@@ -82,14 +91,21 @@ class EnhanceOptions:
     color_match: float = 0.5
 
     @property
+    def distilled(self) -> bool:
+        """Few-step distilled models (Lightning, Turbo) run without classifier-free guidance."""
+        return self.lightning or self.turbo
+
+    @property
     def num_steps(self) -> int:
-        return self.steps if self.steps is not None else (4 if self.lightning else 30)
+        if self.steps is not None:
+            return self.steps
+        return 4 if self.lightning else 2 if self.turbo else 30
 
     @property
     def guidance(self) -> float:
         if self.guidance_scale is not None:
             return self.guidance_scale
-        return 0.0 if self.lightning else 5.0
+        return 0.0 if self.distilled else 5.0
 
 
 class SDXLEnhancer:
@@ -103,11 +119,12 @@ class SDXLEnhancer:
     name = "diffusers"
 
     def __init__(self, pipe: Any, placement: Placement, options: EnhanceOptions,
-                 controlnet: bool) -> None:
+                 controlnet: bool, managed_offload: bool = False) -> None:
         self.pipe = pipe
         self.placement = placement
         self.options = options
         self.controlnet = controlnet
+        self.managed_offload = managed_offload  # accelerate's model CPU offload
         # one call at a time per loaded pipeline (schedulers keep per-call state)
         self._lock = _PIPE_LOCKS.setdefault(id(pipe), threading.Lock())
 
@@ -136,9 +153,13 @@ class SDXLEnhancer:
             or lightning_unet
             or "lightning" in ref.lower()
         )
+        turbo = not lightning and bool(
+            extra_setting(settings, "enhance_turbo", False) or "turbo" in ref.lower()
+        )
         steps = extra_setting(settings, "enhance_steps", 0) or None
         options = EnhanceOptions(
             lightning=lightning,
+            turbo=turbo,
             lightning_unet=str(Path(lightning_unet).expanduser().resolve()) if lightning_unet else None,
             steps=int(steps) if steps else None,
             prompt=extra_setting(settings, "enhance_prompt", "") or DEFAULT_PROMPT,
@@ -149,7 +170,8 @@ class SDXLEnhancer:
             cls, ref, placement.device, lambda: cls.load(ref, placement, cn_ref, options), key
         )
         if enhancer.options != options:  # same weights, other sampling options
-            enhancer = cls(enhancer.pipe, placement, options, enhancer.controlnet)
+            enhancer = cls(enhancer.pipe, placement, options, enhancer.controlnet,
+                           enhancer.managed_offload)
         return enhancer
 
     @classmethod
@@ -159,16 +181,17 @@ class SDXLEnhancer:
         options = options or EnhanceOptions()
         diffusers = require("diffusers", "the diffusers enhance backend")
         kwargs = diffusers_kwargs(placement)
+        dtype = kwargs_dtype(kwargs)
         extra: dict[str, Any] = {}
         try:
-            variant = local_variant(ref, "unet")
+            variant = weight_variant(ref, "unet", dtype)
             if variant:
                 extra["variant"] = variant
             if options.lightning_unet:
                 extra["unet"] = _lightning_unet(diffusers, ref, options.lightning_unet, kwargs)
             if controlnet_ref:
                 cn_kwargs = dict(kwargs)
-                if local_variant(controlnet_ref):
+                if weight_variant(controlnet_ref, "", dtype):
                     cn_kwargs["variant"] = "fp16"
                 try:
                     cn = diffusers.ControlNetModel.from_pretrained(controlnet_ref, **cn_kwargs)
@@ -189,13 +212,17 @@ class SDXLEnhancer:
             pipe.scheduler = diffusers.EulerDiscreteScheduler.from_config(
                 pipe.scheduler.config, timestep_spacing="trailing"
             )
-        place_pipeline(pipe, placement)
-        return cls(pipe, placement, options, controlnet=controlnet_ref is not None)
+        managed = place_pipeline(pipe, placement)
+        return cls(pipe, placement, options, controlnet=controlnet_ref is not None,
+                   managed_offload=managed)
+
+    def modules(self) -> list[torch.nn.Module]:
+        return pipeline_modules(self.pipe)
 
     def with_options(self, **changes: Any) -> SDXLEnhancer:
         """The same loaded pipeline with other sampling options (no reload)."""
         return SDXLEnhancer(self.pipe, self.placement, replace(self.options, **changes),
-                            self.controlnet)
+                            self.controlnet, self.managed_offload)
 
     # ---------------------------------------------------------------- running
 
@@ -256,6 +283,7 @@ class SDXLEnhancer:
         else:
             call.pop("height")
             call.pop("width")
+        ensure_resident(self)
         with self._lock, torch.inference_mode():
             out = self.pipe(**call).images[0]
         out = resize(np.asarray(out, dtype=np.float32), w, h)
@@ -270,7 +298,7 @@ def _lightning_unet(diffusers: Any, ref: str, unet_file: str, kwargs: dict[str, 
     """The base model's UNet with the SDXL-Lightning weights loaded from ``unet_file``."""
     from safetensors.torch import load_file
 
-    variant = local_variant(ref, "unet")
+    variant = weight_variant(ref, "unet", kwargs_dtype(kwargs))
     unet = diffusers.UNet2DConditionModel.from_pretrained(
         ref, subfolder="unet", **kwargs, **({"variant": variant} if variant else {})
     )

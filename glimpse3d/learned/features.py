@@ -14,6 +14,7 @@ from glimpse3d.learned.common import (
     Placement,
     cached,
     check_image,
+    ensure_resident,
     load_failure,
     require,
     resolve_weights,
@@ -61,11 +62,15 @@ class TransformersFeatures:
             model = tf.AutoModel.from_pretrained(ref, **transformers_kwargs(placement))
         except (OSError, ValueError) as exc:
             raise load_failure("feature_model", ref, EXAMPLE_MODEL, exc) from exc
-        return cls(model.to(placement.device).eval(), processor, placement)
+        return cls(model.to(placement.load_device).eval(), processor, placement)
+
+    def modules(self) -> list[torch.nn.Module]:
+        return [self.model]
 
     @torch.inference_mode()
     def embed(self, images: list[np.ndarray]) -> torch.Tensor:
         """L2-normalised embeddings (N,D) float32 of RGB images (H,W,3) in [0,1]."""
+        ensure_resident(self)
         u8 = [(np.clip(im, 0, 1) * 255.0 + 0.5).astype(np.uint8) for im in images]
         pv = self.processor(images=u8, return_tensors="pt")["pixel_values"]
         pv = pv.to(self.placement.device, self.placement.dtype)

@@ -45,6 +45,7 @@ from glimpse3d.learned.common import (
     cached,
     check_image,
     composite,
+    ensure_resident,
     load_failure,
     require,
     resize,
@@ -182,12 +183,12 @@ class Zero123Multiview:
     def load(cls, ref: str, placement: Placement) -> Zero123Multiview:
         diffusers = require("diffusers", "the Zero123 multiview backend")
         tf = require("transformers", "the Zero123 multiview backend")
-        from glimpse3d.learned.common import diffusers_kwargs, local_variant
+        from glimpse3d.learned.common import diffusers_kwargs, weight_variant
 
         dk, tk = diffusers_kwargs(placement), transformers_kwargs(placement)
 
         def var(sub: str) -> dict[str, Any]:
-            v = local_variant(ref, sub)
+            v = weight_variant(ref, sub, placement.dtype)
             return {"variant": v} if v else {}
 
         try:
@@ -221,8 +222,11 @@ class Zero123Multiview:
                 f"({2 * comps['vae'].config.latent_channels})"
             )
         for key in ("unet", "vae", "image_encoder", "cc_projection"):
-            comps[key] = comps[key].to(placement.device).eval()
+            comps[key] = comps[key].to(placement.load_device).eval()
         return cls(comps, placement)
+
+    def modules(self) -> list[torch.nn.Module]:
+        return [self.unet, self.vae, self.image_encoder, self.cc_projection]
 
     @property
     def native_size(self) -> int:
@@ -247,6 +251,7 @@ class Zero123Multiview:
         """Views (N,S,S,3) in [0,1] of the input ``rgb`` (S,S,3, on white) for ``poses``
         (N,4) Zero123 pose vectors; ``S`` = :attr:`native_size`. The initial noise of
         pose ``i`` is seeded by ``(seed, i)``."""
+        ensure_resident(self)
         with self._lock:
             return self._sample(rgb, poses, seed)
 

@@ -4,8 +4,10 @@
   (SegFormer, DPT, BEiT, UperNet, MobileViT...) through ``AutoModelForSemanticSegmentation``;
   the foreground probability is ``1 - P(background classes)``. Dichotomous / matting
   models published with their own code (``briaai/RMBG-1.4``, ``briaai/RMBG-2.0``,
-  ``ZhengPeng7/BiRefNet``) load through ``AutoModelForImageSegmentation`` with
-  ``trust_remote_code`` (setting ``trust_remote_code`` or env ``GLIMPSE3D_TRUST_REMOTE_CODE=1``).
+  ``ZhengPeng7/BiRefNet``: a ``config.json`` whose ``auto_map`` names an
+  ``AutoModelForImageSegmentation`` class) run that code when allowed (setting
+  ``trust_remote_code`` or env ``GLIMPSE3D_TRUST_REMOTE_CODE=1``), called as their model
+  cards do: ``model(x)`` positionally on their own preprocessing (:data:`MATTING_FAMILIES`).
 * :class:`RembgSegmenter` - the ``rembg`` package (ONNX U^2-Net / IS-Net) with a local
   model file; never downloads at run time.
 """
@@ -13,6 +15,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +27,7 @@ from glimpse3d.learned.common import (
     Placement,
     cached,
     check_image,
+    ensure_resident,
     load_failure,
     require,
     resolve_weights,
@@ -42,10 +46,38 @@ BACKGROUND_LABELS = frozenset({
     "wall", "floor", "ceiling", "sky", "ground", "road", "grass", "table",
 })
 
-#: Input size and ImageNet normalisation for matting models shipped without an image processor.
-MATTING_SIZE = 1024
+#: ImageNet normalisation (BiRefNet / RMBG-2.0 model cards).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+#: extra that installs what the matting checkpoints' remote code imports
+MATTING_EXTRA = "glimpse3d[matting]"
+
+
+@dataclass(frozen=True)
+class MattingFamily:
+    """How a remote-code matting checkpoint is fed and read, from its model card.
+
+    ``size`` (px, square) and ``mean``/``std`` act on RGB in [0,1]; ``output``:
+    ``"first_sigmoid"`` = ``model(x)[0][0]`` is already a probability and is min-max
+    normalised (RMBG-1.4's ``postprocess_image``); ``"last_logits"`` =
+    ``model(x)[-1].sigmoid()`` (BiRefNet / RMBG-2.0).
+    """
+
+    size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    output: str
+
+
+#: keyed by the ``auto_map["AutoModelForImageSegmentation"]`` entry of config.json
+MATTING_FAMILIES: dict[str, MattingFamily] = {
+    # briaai/RMBG-1.4: (x / 255 - 0.5) / 1.0 at 1024x1024
+    "briarmbg.BriaRMBG": MattingFamily(1024, (0.5, 0.5, 0.5), (1.0, 1.0, 1.0), "first_sigmoid"),
+    # ZhengPeng7/BiRefNet, briaai/RMBG-2.0: ImageNet normalisation at 1024x1024
+    "birefnet.BiRefNet": MattingFamily(1024, IMAGENET_MEAN, IMAGENET_STD, "last_logits"),
+}
+DEFAULT_MATTING = MattingFamily(1024, IMAGENET_MEAN, IMAGENET_STD, "last_logits")
 
 
 def trust_remote_code(settings: Settings) -> bool:
@@ -64,11 +96,13 @@ class TransformersSegmenter:
 
     name = "transformers"
 
-    def __init__(self, model: Any, processor: Any, placement: Placement, mode: str) -> None:
+    def __init__(self, model: Any, processor: Any, placement: Placement, mode: str,
+                 family: MattingFamily | None = None) -> None:
         self.model = model
         self.processor = processor
         self.placement = placement
         self.mode = mode  # "semantic" | "matting"
+        self.family = family or DEFAULT_MATTING
         if mode == "semantic":
             labels = {int(k): str(v).lower() for k, v in model.config.id2label.items()}
             bg = [k for k, v in labels.items() if v in BACKGROUND_LABELS]
@@ -84,47 +118,50 @@ class TransformersSegmenter:
     @classmethod
     def load(cls, ref: str, placement: Placement, trust: bool = False) -> TransformersSegmenter:
         tf = require("transformers", "the transformers segmentation backend")
-        kwargs = transformers_kwargs(placement)
         try:
+            entry = remote_matting_class(ref)
+            if entry is not None:
+                if not trust:
+                    raise BackendUnavailable(
+                        f"segment_model {ref!r} runs its own code ({entry}); matting models such "
+                        "as briaai/RMBG-1.4, briaai/RMBG-2.0 or ZhengPeng7/BiRefNet need "
+                        "GLIMPSE3D_TRUST_REMOTE_CODE=1 to allow it"
+                    )
+                model = load_remote_matting(ref, entry)
+                family = MATTING_FAMILIES.get(entry, DEFAULT_MATTING)
+                return cls(model.to(placement.load_device, placement.dtype).eval(), None,
+                           placement, "matting", family)
+            kwargs = transformers_kwargs(placement)
             try:
                 # explicit False: never prompt on a terminal for remote code here
                 model = tf.AutoModelForSemanticSegmentation.from_pretrained(
                     ref, trust_remote_code=False, **kwargs
                 )
-                mode = "semantic"
             except ValueError:
-                if not trust:
-                    raise BackendUnavailable(
-                        f"segment_model {ref!r} is not a transformers semantic-segmentation "
-                        "model; matting models such as briaai/RMBG-1.4 or ZhengPeng7/BiRefNet run "
-                        "their own code: set GLIMPSE3D_TRUST_REMOTE_CODE=1 to allow it"
-                    ) from None
-                model = tf.AutoModelForImageSegmentation.from_pretrained(
-                    ref, trust_remote_code=True, **kwargs
-                )
-                mode = "matting"
-            try:
-                processor = tf.AutoImageProcessor.from_pretrained(ref, trust_remote_code=trust)
-            except (OSError, ValueError):
-                if mode == "semantic":
-                    raise
-                processor = None  # BiRefNet ships no processor: resize + ImageNet norm
+                raise BackendUnavailable(
+                    f"segment_model {ref!r} is not a transformers semantic-segmentation model "
+                    "nor a matting model with its own code (briaai/RMBG-1.4, briaai/RMBG-2.0, "
+                    "ZhengPeng7/BiRefNet)"
+                ) from None
+            processor = tf.AutoImageProcessor.from_pretrained(ref, trust_remote_code=False)
         except OSError as exc:
             raise load_failure("segment_model", ref, EXAMPLE_MODEL, exc) from exc
-        return cls(model.to(placement.device).eval(), processor, placement, mode)
+        return cls(model.to(placement.load_device).eval(), processor, placement, "semantic")
+
+    def modules(self) -> list[torch.nn.Module]:
+        return [self.model]
 
     def _pixel_values(self, rgb: np.ndarray) -> torch.Tensor:
+        """The model's input (1,3,h,w) for an RGB image (H,W,3) in [0,1]."""
         if self.processor is not None:
             u8 = (rgb * 255.0 + 0.5).astype(np.uint8)
             pv = self.processor(images=u8, return_tensors="pt")["pixel_values"]
         else:
-            t = torch.from_numpy(rgb).permute(2, 0, 1)[None]
-            t = torch.nn.functional.interpolate(
-                t, size=(MATTING_SIZE, MATTING_SIZE), mode="bilinear", align_corners=False
-            )
-            mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-            std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-            pv = (t - mean) / std
+            fam = self.family
+            t = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None]
+            t = torch.nn.functional.interpolate(t, size=(fam.size, fam.size), mode="bilinear",
+                                                align_corners=False)
+            pv = (t - torch.tensor(fam.mean).view(1, 3, 1, 1)) / torch.tensor(fam.std).view(1, 3, 1, 1)
         return pv.to(self.placement.device, self.placement.dtype)
 
     @torch.inference_mode()
@@ -132,36 +169,106 @@ class TransformersSegmenter:
         """rgb (H,W,3) float [0,1] -> foreground probability (H,W) float32 in [0,1]."""
         img = check_image(rgb, (3, 4), "image")[..., :3]
         h, w = img.shape[:2]
-        out = self.model(pixel_values=self._pixel_values(img))
+        ensure_resident(self)
         if self.mode == "semantic":
+            out = self.model(pixel_values=self._pixel_values(img))
             probs = torch.softmax(out.logits.float(), dim=1)
             fg = 1.0 - probs[:, self.background_ids].sum(dim=1, keepdim=True)
         else:
-            fg = _matting_map(out).float()
-            if fg.min() < 0.0 or fg.max() > 1.0:
-                fg = torch.sigmoid(fg)
+            # positional, as the model cards call them: forward(self, x)
+            fg = matting_probability(self.model(self._pixel_values(img)), self.family.output)
         fg = torch.nn.functional.interpolate(fg, size=(h, w), mode="bilinear", align_corners=False)
         return fg[0, 0].clamp(0.0, 1.0).cpu().numpy().astype(np.float32)
 
 
-def _matting_map(out: Any) -> torch.Tensor:
-    """The final (1,1,h,w) prediction of a matting model's output.
+def remote_matting_class(ref: str) -> str | None:
+    """The ``auto_map["AutoModelForImageSegmentation"]`` entry of a checkpoint's
+    config.json (e.g. ``"briarmbg.BriaRMBG"``), or None for an ordinary transformers model."""
+    import json
 
-    BiRefNet / RMBG-2.0 return a list whose *last* element is the final logits; RMBG-1.4
-    returns ``(side_outputs, features)`` whose first element's first map is the final one.
+    from transformers.utils import cached_file
+
+    path = cached_file(ref, "config.json")
+    with open(path, encoding="utf-8") as f:
+        config = json.load(f)
+    auto_map = config.get("auto_map") or {}
+    entry = auto_map.get("AutoModelForImageSegmentation")
+    if isinstance(entry, list | tuple):
+        entry = entry[0]
+    return str(entry) if entry else None
+
+
+def load_remote_matting(ref: str, entry: str) -> Any:
+    """Instantiate a checkpoint's own model class and load its weights strictly.
+
+    The class and its config class come from the checkpoint's files (transformers'
+    dynamic-module loader, the code ``trust_remote_code`` would run); the model is built
+    as ``cls(config=config)`` and ``model.safetensors`` (else ``pytorch_model.bin``) is
+    loaded with ``strict=True``. This avoids ``from_pretrained``'s post-init hooks, which
+    the published RMBG-2.0/BiRefNet code does not call (it replaces ``self.config`` by
+    its own object), so the same files load on transformers 4 and 5.
     """
-    if hasattr(out, "logits"):
-        t = out.logits
-    elif isinstance(out, list | tuple):
-        first = out[0]
-        t = first[0] if isinstance(first, list | tuple) else out[-1]
-        if isinstance(t, list | tuple):
-            t = t[-1]
+    tf = require("transformers", "the transformers segmentation backend")
+    from transformers.dynamic_module_utils import get_class_from_dynamic_module
+    from transformers.utils import cached_file
+
+    try:
+        config = tf.AutoConfig.from_pretrained(ref, trust_remote_code=True)
+        model_class = get_class_from_dynamic_module(entry, ref)
+    except ImportError as exc:
+        missing = _missing_packages(exc)
+        raise BackendUnavailable(
+            f"segment_model {ref!r} ({entry}) needs {missing} that are not installed: "
+            f"pip install '{MATTING_EXTRA}'"
+        ) from None
+    weights = None
+    for name in ("model.safetensors", "pytorch_model.bin"):
+        weights = cached_file(ref, name, _raise_exceptions_for_missing_entries=False)
+        if weights:
+            break
+    if not weights:
+        raise OSError(f"no model.safetensors or pytorch_model.bin in {ref}")
+    if weights.endswith(".safetensors"):
+        from safetensors.torch import load_file
+
+        state = load_file(weights, device="cpu")
     else:
-        t = out
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    with torch.device("cpu"):
+        model = model_class(config=config)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise OSError(f"weights of {ref} do not fit {entry}: {str(exc).splitlines()[0]}") from exc
+    return model
+
+
+def _missing_packages(exc: ImportError) -> str:
+    """'timm, torchvision' from transformers' "requires the following packages that were
+    not found in your environment: timm, torchvision. Run ..." (or the module name)."""
+    import re
+
+    text = str(exc)
+    found = re.search(r"not found in your environment: ([^.]+)\.", text)
+    if found:
+        return found.group(1).strip()
+    name = getattr(exc, "name", None)
+    return name or text.splitlines()[0]
+
+
+def matting_probability(out: Any, output: str) -> torch.Tensor:
+    """Foreground probability (1,1,h,w) float32 from a matting model's raw output."""
+    if output == "first_sigmoid":  # RMBG-1.4: ([sigmoid(d1), ...], [features...])
+        t = out[0][0].float()
+        lo, hi = t.min(), t.max()
+        return (t - lo) / (hi - lo) if float(hi - lo) > 1e-8 else t
+    t = out[-1] if isinstance(out, list | tuple) else out  # BiRefNet: logits, last = final
+    if isinstance(t, list | tuple):
+        t = t[-1]
+    t = t.float()
     if t.ndim == 3:
         t = t[:, None]
-    return t[:, :1]
+    return torch.sigmoid(t[:, :1])
 
 
 class RembgSegmenter:

@@ -403,7 +403,7 @@ class PipelineRunner:
             base = default_train_config(self.settings.max_gaussians, seed)
             k = self.settings.train_steps / base.steps  # keep the densification schedule's shape
             config = replace(
-                base, steps=self.settings.train_steps,
+                base, steps=self.settings.train_steps, device=self.settings.device,
                 densify_from=max(1, round(base.densify_from * k)),
                 densify_until=max(2, round((base.densify_until or base.steps) * k)),
                 densify_interval=max(1, round(base.densify_interval * k)),
@@ -448,6 +448,7 @@ class PipelineRunner:
                     iteration=number, previous_quality=previous, strength=strength,
                     seed=seed + number, on_view=on_view, should_stop=self.should_cancel,
                     work_size=self.settings.view_size, convergence_threshold=CONVERGENCE_DELTA,
+                    device=self.settings.device,
                 )
                 self._check_cancel()
                 self._record_iteration(pid, number, version, result, enhancer.name)

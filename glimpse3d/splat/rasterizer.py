@@ -30,6 +30,7 @@ from glimpse3d.errors import UserError
 from glimpse3d.splat._constants import ALPHA_MAX, ALPHA_MIN, TRANSMITTANCE_MIN
 from glimpse3d.splat._types import Projected, RenderOutput
 from glimpse3d.splat.cameras import Camera
+from glimpse3d.splat.device import gsplat_available
 from glimpse3d.splat.gaussians import GaussianModel
 from glimpse3d.splat.sh import MAX_SH_DEGREE, sh_to_rgb
 
@@ -260,15 +261,6 @@ def composite_torch(
 
 # ------------------------------------------------------------------------------ render
 @functools.cache
-def _gsplat_available() -> bool:
-    try:
-        import gsplat  # noqa: F401
-    except Exception:  # noqa: BLE001 - any import failure means "not usable"
-        return False
-    return True
-
-
-@functools.cache
 def _fast_available() -> bool:
     try:
         import numba  # noqa: F401
@@ -283,7 +275,7 @@ def resolve_backend(backend: str, device: torch.device) -> str:
         raise RasterizerError(f"unknown rasterizer backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if backend != "auto":
         return backend
-    if device.type == "cuda" and torch.cuda.is_available() and _gsplat_available():
+    if device.type == "cuda" and torch.cuda.is_available() and gsplat_available():
         return "gsplat"
     if device.type == "cpu" and _fast_available():
         return "fast"
@@ -320,7 +312,7 @@ def render(
     if background.shape != (3,):
         raise RasterizerError(f"background must be an RGB triple of shape (3,), got {tuple(background.shape)}")
     if which == "gsplat":
-        if not (device.type == "cuda" and torch.cuda.is_available() and _gsplat_available()):
+        if not (device.type == "cuda" and torch.cuda.is_available() and gsplat_available()):
             raise RasterizerError(
                 "the gsplat backend needs a CUDA GPU, the gsplat package and the model on the GPU; "
                 "use backend='fast' or 'torch' on CPU"

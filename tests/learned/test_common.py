@@ -131,13 +131,100 @@ class _RecordingPipe:
         self.calls.append(("bar", kw))
 
 
-@pytest.mark.parametrize("mem, expected", [(8.0, ("offload", "cuda")), (80.0, ("to", "cuda"))])
-def test_place_pipeline_memory_aware(monkeypatch, mem, expected):
+@pytest.mark.parametrize("mem, managed", [(8.0, True), (80.0, False)])
+def test_place_pipeline_memory_aware(monkeypatch, mem, managed):
+    """Small GPUs: accelerate's model offload; large ones: left on the CPU for
+    ensure_resident to move (so other models can be offloaded first)."""
     monkeypatch.setattr(common, "gpu_memory_gib", lambda d: mem if d.type == "cuda" else None)
     pipe = _RecordingPipe()
-    common.place_pipeline(pipe, common.Placement(torch.device("cuda"), torch.float16))
-    assert pipe.calls[0] == expected
+    assert common.place_pipeline(pipe, common.Placement(torch.device("cuda"), torch.float16)) \
+        is managed
+    assert (("offload", "cuda") in pipe.calls) is managed
+    assert not any(c[0] == "to" for c in pipe.calls if isinstance(c, tuple))
     assert "slicing" in pipe.calls and "tiling" in pipe.calls
     cpu = _RecordingPipe()
-    common.place_pipeline(cpu, common.Placement(torch.device("cpu"), torch.float32))
+    assert common.place_pipeline(cpu, common.Placement(torch.device("cpu"), torch.float32)) is False
     assert cpu.calls == [("bar", {"disable": True})]  # already on the CPU: nothing to move
+
+
+class _Backend:
+    """A learned backend as ensure_resident sees it: a placement and its modules."""
+
+    def __init__(self, n_params: int, device: str = "cuda"):
+        self.placement = common.Placement(torch.device(device), torch.float32)
+        self.net = torch.nn.Linear(n_params, 1, bias=False)  # n_params * 4 bytes
+
+    def modules(self):
+        return [self.net]
+
+
+@pytest.fixture
+def fake_gpu(monkeypatch):
+    """A GPU of ``total`` bytes: free = total - bytes of the resident backends' modules."""
+    where: dict[int, str] = {}
+
+    def move(modules, device):
+        for m in modules:
+            where[id(m)] = str(torch.device(device).type)
+
+    def setup(total: int):
+        def free(device):
+            used = sum(common.module_bytes([b.net]) for b in common._RESIDENT.values())
+            return total - used
+
+        monkeypatch.setattr(common, "free_gpu_bytes", free)
+        monkeypatch.setattr(common, "move_modules", move)
+        monkeypatch.setattr(common, "ACTIVATION_MARGIN_GIB", 0.0)
+        monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
+        return where
+
+    return setup
+
+
+def test_one_model_resident_when_memory_is_short(fake_gpu):
+    where = fake_gpu(total=6000)  # room for one 4000-byte model at a time
+    a, b = _Backend(1000), _Backend(1000)
+    common.ensure_resident(a)
+    assert where[id(a.net)] == "cuda" and common.resident_count() == 1
+    common.ensure_resident(b)
+    assert where[id(a.net)] == "cpu" and where[id(b.net)] == "cuda"
+    assert common.resident_count() == 1
+    common.ensure_resident(a)  # back again: b is offloaded
+    assert where[id(b.net)] == "cpu" and where[id(a.net)] == "cuda"
+
+
+def test_models_stay_together_when_memory_allows(fake_gpu):
+    where = fake_gpu(total=10**9)
+    a, b, c = _Backend(1000), _Backend(2000), _Backend(10)
+    for backend in (a, b, c):
+        common.ensure_resident(backend)
+    assert {where[id(x.net)] for x in (a, b, c)} == {"cuda"} and common.resident_count() == 3
+    cpu = _Backend(1000, device="cpu")
+    common.ensure_resident(cpu)  # CPU backends are not tracked or moved
+    assert id(cpu.net) not in where and common.resident_count() == 3
+
+
+def test_least_recently_used_is_offloaded_first(fake_gpu):
+    where = fake_gpu(total=9000)  # two 4000-byte models fit, not three
+    a, b, c = _Backend(1000), _Backend(1000), _Backend(1000)
+    common.ensure_resident(a)
+    common.ensure_resident(b)
+    common.ensure_resident(a)  # a used again: b is now the least recently used
+    common.ensure_resident(c)
+    assert where[id(b.net)] == "cpu" and where[id(a.net)] == "cuda" and where[id(c.net)] == "cuda"
+
+
+def test_weight_variant_of_local_directories(tmp_path):
+    both = tmp_path / "both" / "unet"
+    both.mkdir(parents=True)
+    (both / "diffusion_pytorch_model.safetensors").write_bytes(b"")
+    (both / "diffusion_pytorch_model.fp16.safetensors").write_bytes(b"")
+    only16 = tmp_path / "only16" / "unet"
+    only16.mkdir(parents=True)
+    (only16 / "diffusion_pytorch_model.fp16.safetensors").write_bytes(b"")
+    root_both, root16 = str(tmp_path / "both"), str(tmp_path / "only16")
+    assert common.weight_variant(root_both, "unet", torch.float16) == "fp16"  # GPU: fp16 files
+    assert common.weight_variant(root_both, "unet", torch.float32) is None  # CPU: fp32 files
+    assert common.weight_variant(root16, "unet", torch.float32) == "fp16"  # the only weights
+    assert common.weight_variant(root_both, "vae", torch.float16) is None
+    assert common.weight_variant("not/a-cached-repo", "unet", torch.float16) is None

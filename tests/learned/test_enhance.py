@@ -159,3 +159,44 @@ def test_fp16_variant_directory(make_settings, tiny_dir, view):
     rendered, reference, depth = view
     out = enh.with_options(steps=2).enhance(rendered, reference, depth, 0.5)
     assert out.shape == (48, 48, 3)
+
+
+def test_sdxl_turbo_runs_without_guidance_in_few_steps(make_settings, tiny_dir, view, monkeypatch):
+    monkeypatch.delenv("GLIMPSE3D_ENHANCE_LIGHTNING", raising=False)
+    path = tiny_dir("sdxl_turbo")  # "turbo" in the path, as stabilityai/sdxl-turbo
+    enh = load_backend("enhance", make_settings(enhance_backend="diffusers",
+                                                enhance_model=str(path), device="cpu"))
+    assert enh.options.turbo and not enh.options.lightning
+    assert enh.options.num_steps == 2 and enh.options.guidance == 0.0
+    assert type(enh.pipe.scheduler).__name__ == "EulerAncestralDiscreteScheduler"  # its own
+    seen = []
+    orig = enh.pipe.__class__.__call__
+
+    def spy(self, *a, **kw):
+        seen.append(kw)
+        return orig(self, *a, **kw)
+
+    monkeypatch.setattr(enh.pipe.__class__, "__call__", spy)
+    rendered, reference, depth = view
+    enh.enhance(rendered, reference, depth, 0.5, seed=0)
+    assert seen[0]["num_inference_steps"] == 2 and seen[0]["guidance_scale"] == 0.0
+    assert "negative_prompt" not in seen[0]
+
+
+def test_fp16_variant_is_chosen_for_fp16_placement(tiny_dir):
+    """With fp32 and fp16 files side by side (SDXL base), a GPU placement (fp16) loads the
+    fp16 files and the CPU (fp32) the plain ones; the two sets differ on purpose."""
+    from safetensors.torch import load_file
+
+    from glimpse3d.learned.common import Placement
+
+    path = tiny_dir("sdxl_both_variants")
+    name = "conv_in.weight"
+    plain = load_file(str(path / "unet" / "diffusion_pytorch_model.safetensors"))[name]
+    half = load_file(str(path / "unet" / "diffusion_pytorch_model.fp16.safetensors"))[name]
+    assert not torch.equal(plain, half)
+    cpu = SDXLEnhancer.load(str(path), Placement(torch.device("cpu"), torch.float32))
+    torch.testing.assert_close(cpu.pipe.unet.state_dict()[name], plain)
+    gpu_like = SDXLEnhancer.load(str(path), Placement(torch.device("cpu"), torch.float16))
+    assert gpu_like.pipe.unet.dtype == torch.float16
+    torch.testing.assert_close(gpu_like.pipe.unet.state_dict()[name], half.half())

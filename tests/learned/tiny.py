@@ -289,29 +289,49 @@ def tiny_zero123(directory: Path, size: int = 32) -> Path:
 
 # ------------------------------------------------------------------ SDXL
 
-def tiny_sdxl(directory: Path, size: int = 64, variant: str | None = None) -> Path:
-    """A StableDiffusionXL checkpoint (two CLIP text encoders, text_time UNet, VAE);
-    ``variant="fp16"`` writes only ``*.fp16.safetensors`` weight files (still fp32 data)."""
-    from diffusers import EulerDiscreteScheduler, StableDiffusionXLImg2ImgPipeline
+def tiny_sdxl(directory: Path, size: int = 64, variant: str | None = None,
+              scheduler: str = "euler", seed: int = SEED) -> Path:
+    """A StableDiffusionXL checkpoint as published (``model_index.json`` class
+    ``StableDiffusionXLPipeline``; two CLIP text encoders, text_time UNet, VAE);
+    ``variant="fp16"`` writes ``*.fp16.safetensors`` weight files (still fp32 data).
+    ``scheduler="euler_ancestral_trailing"`` is stabilityai/sdxl-turbo's scheduler."""
+    from diffusers import (
+        EulerAncestralDiscreteScheduler,
+        EulerDiscreteScheduler,
+        StableDiffusionXLPipeline,
+    )
     from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
     directory = Path(directory)
-    torch.manual_seed(SEED)
+    torch.manual_seed(seed)
     unet = _tiny_sdxl_unet(size)
     te1 = CLIPTextModel(_clip_text_config())
     te2 = CLIPTextModelWithProjection(_clip_text_config(projection_dim=16))
     tok = tiny_clip_tokenizer(directory / "_tok")
-    sched = EulerDiscreteScheduler(
-        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-        timestep_spacing="leading", steps_offset=1,
-    )
-    pipe = StableDiffusionXLImg2ImgPipeline(
+    common = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear"}
+    if scheduler == "euler_ancestral_trailing":
+        sched = EulerAncestralDiscreteScheduler(**common, timestep_spacing="trailing")
+    else:
+        sched = EulerDiscreteScheduler(**common, timestep_spacing="leading", steps_offset=1)
+    torch.manual_seed(seed)
+    pipe = StableDiffusionXLPipeline(
         vae=tiny_vae(), text_encoder=te1, text_encoder_2=te2, tokenizer=tok, tokenizer_2=tok,
-        unet=unet, scheduler=sched, requires_aesthetics_score=False,
-        force_zeros_for_empty_prompt=True,
+        unet=unet, scheduler=sched, force_zeros_for_empty_prompt=True,
     )
     pipe.save_pretrained(directory, variant=variant)
     return directory
+
+
+def tiny_sdxl_turbo(directory: Path) -> Path:
+    """stabilityai/sdxl-turbo's layout: SDXL with EulerAncestral "trailing" scheduling."""
+    return tiny_sdxl(directory, scheduler="euler_ancestral_trailing")
+
+
+def tiny_sdxl_both_variants(directory: Path) -> Path:
+    """SDXL base's layout: fp32 files and ``*.fp16.safetensors`` side by side. The fp16
+    files hold *other* random weights (seed + 1) so a test can tell which were loaded."""
+    tiny_sdxl(directory)
+    return tiny_sdxl(directory, variant="fp16", seed=SEED + 1)
 
 
 def _tiny_sdxl_unet(size: int):
@@ -353,76 +373,97 @@ def tiny_controlnet(directory: Path, size: int = 64) -> Path:
 
 # ------------------------------------------------------------------ remote-code matting
 
-_MATTE_CONFIG = '''
-from transformers import PretrainedConfig
+REMOTE_CODE = Path(__file__).parent / "remote_code"
+
+#: the dependency imports of the published birefnet.py that cannot be installed here
+BIREFNET_UNINSTALLABLE_IMPORTS = (
+    "from timm.models.layers import DropPath, to_2tuple, trunc_normal_\n"
+    "from torchvision.models import vgg16, vgg16_bn, resnet50\n"
+)
 
 
-class TinyMatteConfig(PretrainedConfig):
-    model_type = "tinymatte"
+def _remote_checkpoint(directory: Path, code: str, config: dict, model_file: str,
+                       extra_imports: str = "") -> Path:
+    """Copy the stand-in remote code, write ``config.json`` as published, instantiate the
+    class through transformers' dynamic-module loader and save ``model.safetensors``."""
+    import shutil
 
-    def __init__(self, channels=4, **kwargs):
-        super().__init__(**kwargs)
-        self.channels = channels
-'''
-
-_MATTE_MODEL = '''
-import torch
-from transformers import PreTrainedModel
-
-from .configuration_tinymatte import TinyMatteConfig
-
-
-class TinyMatte(PreTrainedModel):
-    """BiRefNet-shaped toy: returns a list of maps whose last one is the final logits."""
-
-    config_class = TinyMatteConfig
-
-    def __init__(self, config):
-        super().__init__(config)
-        self.conv = torch.nn.Conv2d(3, config.channels, 3, padding=1)
-        self.head = torch.nn.Conv2d(config.channels, 1, 1)
-        self.post_init()
-
-    def _init_weights(self, module):
-        pass
-
-    def forward(self, pixel_values):
-        h = torch.relu(self.conv(pixel_values))
-        return [h[:, :1], self.head(h) - 0.5]
-'''
-
-
-def tiny_matting(directory: Path) -> Path:
-    """A checkpoint with its own code (``auto_map`` + modeling file), like BiRefNet/RMBG:
-    loadable only with ``trust_remote_code=True``; ships no image processor."""
-    import importlib.util
-    import sys
+    from safetensors.torch import save_file
+    from transformers.dynamic_module_utils import get_class_from_dynamic_module
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "configuration_tinymatte.py").write_text(_MATTE_CONFIG)
-    (directory / "modeling_tinymatte.py").write_text(_MATTE_MODEL)
-    (directory / "__init__.py").write_text("")
-    pkg = f"_tinymatte_{abs(hash(str(directory)))}"
-    spec = importlib.util.spec_from_file_location(pkg, directory / "__init__.py",
-                                                  submodule_search_locations=[str(directory)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[pkg] = module
-    spec.loader.exec_module(module)
-    cfg_mod = importlib.import_module(f"{pkg}.configuration_tinymatte")
-    model_mod = importlib.import_module(f"{pkg}.modeling_tinymatte")
+    for src in (REMOTE_CODE / code).glob("*.py"):
+        shutil.copy(src, directory / src.name)
+    (directory / "config.json").write_text(json.dumps(config, indent=2))
+    cfg_mod, cfg_cls = config["auto_map"]["AutoConfig"].split(".")
+    model_mod, model_cls = config["auto_map"]["AutoModelForImageSegmentation"].split(".")
+    config_class = get_class_from_dynamic_module(f"{cfg_mod}.{cfg_cls}", str(directory))
+    model_class = get_class_from_dynamic_module(f"{model_mod}.{model_cls}", str(directory))
+    kwargs = {k: v for k, v in config.items() if not k.startswith("_") and k not in
+              ("architectures", "auto_map", "custom_pipelines", "model_type", "torch_dtype",
+               "transformers_version")}
     torch.manual_seed(SEED)
-    model = model_mod.TinyMatte(cfg_mod.TinyMatteConfig())
-    model.save_pretrained(directory)
-    (directory / "__init__.py").unlink()
-    cfg = json.loads((directory / "config.json").read_text())
-    cfg["auto_map"] = {
-        "AutoConfig": "configuration_tinymatte.TinyMatteConfig",
-        "AutoModelForImageSegmentation": "modeling_tinymatte.TinyMatte",
-    }
-    cfg["architectures"] = ["TinyMatte"]
-    (directory / "config.json").write_text(json.dumps(cfg))
+    model = model_class(config=config_class(**kwargs)).eval()
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(directory / model_file), metadata={"format": "pt"})
+    if extra_imports:  # the published file's full dependency list (after saving weights)
+        path = directory / f"{model_mod}.py"
+        text = path.read_text()
+        anchor = "from transformers import PreTrainedModel\n"
+        path.write_text(text.replace(anchor, extra_imports + anchor, 1))
     return directory
+
+
+def tiny_rmbg14(directory: Path) -> Path:
+    """briaai/RMBG-1.4: ``MyConfig.py`` + ``briarmbg.py`` remote code, ``config.json`` with
+    its ``auto_map``, ``model.safetensors`` and the published ``preprocessor_config.json``."""
+    directory = _remote_checkpoint(directory, "rmbg14", {
+        "_name_or_path": "briaai/RMBG-1.4",
+        "architectures": ["BriaRMBG"],
+        "auto_map": {"AutoConfig": "MyConfig.RMBGConfig",
+                     "AutoModelForImageSegmentation": "briarmbg.BriaRMBG"},
+        "custom_pipelines": {"image-segmentation": {
+            "impl": "MyPipe.RMBGPipe", "pt": ["AutoModelForImageSegmentation"], "tf": [],
+            "type": "image"}},
+        "in_ch": 3,
+        "model_type": "SegformerForSemanticSegmentation",
+        "out_ch": 1,
+        "torch_dtype": "float32",
+    }, "model.safetensors")
+    (directory / "preprocessor_config.json").write_text(json.dumps({
+        "do_normalize": True, "do_pad": False, "do_rescale": True, "do_resize": True,
+        "feature_extractor_type": "ImageFeatureExtractionMixin",
+        "image_mean": [0.5, 0.5, 0.5], "image_std": [1, 1, 1], "resample": 2,
+        "rescale_factor": 0.00392156862745098, "size": {"width": 1024, "height": 1024},
+    }, indent=2))
+    return directory
+
+
+def tiny_birefnet(directory: Path, name: str = "ZhengPeng7/BiRefNet",
+                  full_imports: bool = False) -> Path:
+    """ZhengPeng7/BiRefNet (and briaai/RMBG-2.0, the same code): ``BiRefNet_config.py`` +
+    ``birefnet.py``, ``config.json`` with its ``auto_map``, ``model.safetensors``.
+    ``full_imports`` adds the published file's timm/torchvision imports."""
+    return _remote_checkpoint(directory, "birefnet", {
+        "_name_or_path": name,
+        "architectures": ["BiRefNet"],
+        "auto_map": {"AutoConfig": "BiRefNet_config.BiRefNetConfig",
+                     "AutoModelForImageSegmentation": "birefnet.BiRefNet"},
+        "custom_pipelines": {"image-segmentation": {
+            "pt": ["AutoModelForImageSegmentation"], "tf": [], "type": "image"}},
+        "bb_pretrained": False,
+    }, "model.safetensors", BIREFNET_UNINSTALLABLE_IMPORTS if full_imports else "")
+
+
+def tiny_rmbg20(directory: Path) -> Path:
+    """briaai/RMBG-2.0: BiRefNet's code and layout under BRIA's name."""
+    return tiny_birefnet(directory, name="briaai/RMBG-2.0")
+
+
+def tiny_birefnet_full_imports(directory: Path) -> Path:
+    """BiRefNet whose ``birefnet.py`` imports timm and torchvision as the published one."""
+    return tiny_birefnet(directory, full_imports=True)
 
 
 def tiny_clip(directory: Path, image_size: int = 32) -> Path:
