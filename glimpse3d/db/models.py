@@ -1,4 +1,4 @@
-"""SQLAlchemy 2 models for the 8 tables of DESIGN §4 (one schema for SQLite and PostgreSQL).
+"""SQLAlchemy 2 models for the 8 tables of docs/architecture.md ("Tables and views") (one schema for SQLite and PostgreSQL).
 
 Conventions:
 - ids are UUID strings (``String(36)``), made in Python (``uuid4``) so both dialects agree;
@@ -141,7 +141,7 @@ class Project(Base):
 
 
 class MultiviewGeneration(Base):
-    """One generated view (16 per project). Angles in degrees (DESIGN §2)."""
+    """One generated view (16 per project). Angles in degrees (docs/architecture.md, "Cameras")."""
 
     __tablename__ = "multiview_generation"
 

@@ -1,4 +1,4 @@
-"""Novel-view generation for the 16 SyncDreamer cameras (DESIGN §2).
+"""Novel-view generation for the 16 SyncDreamer cameras (docs/architecture.md, "Cameras").
 
 * :class:`Zero123Multiview` - Zero-1-to-3 built from diffusers
   and transformers components. diffusers ships no Zero123 pipeline class, so the sampler
@@ -321,7 +321,7 @@ class SyncDreamerAdapter:
     The function is called as ``fn(image, seed=seed, elevation=30.0)`` with ``image`` the
     processed photo as float32 RGBA (256,256,4) in [0,1], and must return SyncDreamer's 16
     views - view ``k`` at elevation 30°, azimuth ``22.5·k`` relative to the input, the
-    camera convention of DESIGN §2 - as an array/tensor (16,H,W,C) or (16,C,H,W)
+    camera convention of docs/architecture.md ("Cameras") - as an array/tensor (16,H,W,C) or (16,C,H,W)
     (uint8, float in [0,1], or float in [-1,1]) or a list of 16 images/PIL images. Each
     requested camera is mapped to the SyncDreamer view with the same relative azimuth.
     """

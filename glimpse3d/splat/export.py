@@ -1,4 +1,4 @@
-"""Export a Gaussian-splat model to any of the user-facing formats (DESIGN §3).
+"""Export a Gaussian-splat model to any of the user-facing formats (docs/architecture.md, "Gaussian model and files").
 
 ``ply``/``splat``/``spz`` are splat files (:mod:`glimpse3d.splat.formats`); ``glb``/``obj`` are
 a vertex-coloured triangle mesh extracted from the splats (:mod:`glimpse3d.splat.mesh`),
