@@ -1,19 +1,21 @@
 // Glimpse3D workspace: a small single-page app (no framework).
 // Routes: "/" and "/projects" (list + upload), "/projects/{id}" (live project page).
 
-import { ACTIVE_STATUSES, API, ApiError, EXPORT_FORMATS, TERMINAL_STATUSES, api } from "./api.js";
+import {
+  ACTIVE_STATUSES, API, ApiError, EXPORT_FORMATS, IMAGE_EXTENSIONS, IMAGE_TYPES, NUM_VIEWS,
+  TERMINAL_STATUSES, api,
+} from "./api.js";
 import { renderQualityChart } from "./chart.js";
 
 const MAX_UPLOAD_BYTES = (() => {
   const v = parseInt(document.querySelector('meta[name="glimpse3d-max-upload-bytes"]')?.content ?? "", 10);
   return Number.isFinite(v) && v > 0 ? v : 10 * 1024 * 1024;
 })();
-// The formats the API recognises from the file's content (api/uploads.py).
-const IMAGE_TYPES = ["image/png", "image/jpeg", "image/webp", "image/bmp", "image/x-ms-bmp", "image/tiff"];
-const IMAGE_EXT = /\.(png|jpe?g|webp|bmp|tiff?)$/i;
+// The photo formats the API accepts (GET /api/meta, from glimpse3d/domain.py).
+const IMAGE_EXT = new RegExp(`\\.(${IMAGE_EXTENSIONS.join("|")})$`, "i");
 const POLL_MS = 2000;
 const LIST_POLL_MS = 3000;
-const NUM_VIEWS = 16;
+const STREAM_RETRY_POLLS = 3; // while polling, try the event stream again every 3 polls
 
 export const STATUS_LABELS = {
   uploading: "Uploaded",
@@ -178,7 +180,7 @@ function projectsPage(main) {
 
   const fileInput = h("input", {
     type: "file", id: "file-input", name: "file", class: "visually-hidden",
-    accept: "image/png,image/jpeg,image/webp,image/bmp,image/tiff", "aria-describedby": "drop-help",
+    accept: IMAGE_TYPES.join(","), "aria-describedby": "drop-help",
   });
   const preview = h("img", { id: "upload-preview", class: "upload-preview", alt: "", hidden: true });
   const chosenName = h("p", { id: "chosen-file", class: "chosen-file", "aria-live": "polite" });
@@ -289,8 +291,7 @@ function projectsPage(main) {
     generate.addEventListener("click", async () => {
       generate.disabled = true;
       try {
-        await api.generate(id);
-        sessionStorage.setItem(`glimpse3d:auto-refine:${id}`, iterations.value);
+        await api.run(id, Number(iterations.value)); // one job: generate, then refine
         navigate(`/projects/${encodeURIComponent(id)}`);
       } catch (e2) {
         showError(err, e2.message);
@@ -418,26 +419,32 @@ class LiveStatus {
 
   start() {
     this.stopped = false;
-    if (!this.es && typeof EventSource !== "undefined") {
-      try {
-        const es = new EventSource(api.eventsUrl(this.id));
-        this.es = es;
-        es.onopen = () => { this.stopPolling(); this.onMode("stream"); };
-        es.onmessage = (e) => this.onEvent(e.data);
-        for (const name of ["status", "end", "deleted"]) {
-          es.addEventListener(name, (e) => this.onEvent(e.data));
-        }
-        es.onerror = () => {
-          // The stream ended or is unavailable: fall back to polling while a job runs.
-          es.close();
-          if (this.es === es) this.es = null;
-          if (!this.stopped) this.startPolling();
-        };
-      } catch {
-        this.startPolling();
-      }
-    } else if (!this.es) this.startPolling();
+    if (!this.openStream()) this.startPolling();
     this.refresh();
+  }
+
+  /** Open the event stream; false when EventSource is unavailable. */
+  openStream() {
+    if (this.es) return true;
+    if (typeof EventSource === "undefined") return false;
+    try {
+      const es = new EventSource(api.eventsUrl(this.id));
+      this.es = es;
+      es.onopen = () => { this.stopPolling(); this.onMode("stream"); };
+      es.onmessage = (e) => this.onEvent(e.data);
+      for (const name of ["status", "end", "deleted"]) {
+        es.addEventListener(name, (e) => this.onEvent(e.data));
+      }
+      es.onerror = () => {
+        // The stream ended or is unavailable: fall back to polling while a job runs.
+        es.close();
+        if (this.es === es) this.es = null;
+        if (!this.stopped) this.startPolling();
+      };
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   onEvent(raw) {
@@ -453,7 +460,12 @@ class LiveStatus {
   startPolling() {
     if (this.timer || this.stopped) return;
     this.onMode("polling");
-    this.timer = setInterval(() => this.refresh(), POLL_MS);
+    let polls = 0;
+    this.timer = setInterval(() => {
+      this.refresh();
+      // a stream that failed once (a proxy hiccup) is tried again while the job runs
+      if (++polls % STREAM_RETRY_POLLS === 0 && !this.stopped) this.openStream();
+    }, POLL_MS);
   }
 
   stopPolling() {
@@ -846,20 +858,6 @@ async function projectPage(main, id) {
     updateVersions(status.models ?? []);
     renderDownloads();
     showModel();
-    maybeAutoRefine(p, status.models ?? []);
-  }
-
-  /** After "Generate, then refine N" on the projects page: queue the refinement once v0 exists. */
-  function maybeAutoRefine(p, models) {
-    const key = `glimpse3d:auto-refine:${id}`;
-    const n = Number(sessionStorage.getItem(key) ?? "0");
-    const running = p.job_active ?? ACTIVE_STATUSES.has(p.status);
-    if (!n || running) return;
-    if (p.status === "failed" || p.status === "cancelled") { sessionStorage.removeItem(key); return; }
-    if (!models.length) return;
-    sessionStorage.removeItem(key);
-    iterations.value = String(n);
-    act(refineBtn, () => api.refine(id, n), `Refinement queued (${n} iterations)`);
   }
 
   const live = new LiveStatus(id, onStatus, (mode) => {
