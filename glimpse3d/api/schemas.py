@@ -16,7 +16,7 @@ Status = Literal[
     "uploading", "preprocessing", "multiview_generating", "depth_estimating",
     "reconstructing", "refining", "exporting", "completed", "failed", "cancelled",
 ]
-ExportFormat = Literal["ply", "splat", "spz", "glb", "obj", "mp4"]
+ExportFormat = Literal["ply", "splat", "spz", "glb", "obj", "usdz", "mp4"]
 
 _ID = "Project id (UUID)."
 _STATUS = ("uploading | preprocessing | multiview_generating | depth_estimating | "
