@@ -12,12 +12,12 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from glimpse3d.splat.mesh_asset import (
-    DEFAULT_FACES,
+from glimpse3d.domain import (
+    DEFAULT_MESH_FACES,
     DEFAULT_TEXTURE_SIZE,
-    MAX_FACES,
-    MAX_TEXTURE,
-    MIN_FACES,
+    MAX_MESH_FACES,
+    MAX_TEXTURE_SIZE,
+    MIN_MESH_FACES,
 )
 
 StageBackend = Literal["classic", "transformers", "diffusers", "rembg", "syncdreamer"]
@@ -88,10 +88,10 @@ class Settings(BaseSettings):
         default_factory=lambda: ["ply", "splat", "glb", "obj", "usdz", "mp4"],
         description="Formats exported at the end of a run.",
     )
-    mesh_faces: int = Field(
-        DEFAULT_FACES, ge=MIN_FACES, le=MAX_FACES, description="Face budget of .glb/.obj/.usdz.")
+    mesh_faces: int = Field(DEFAULT_MESH_FACES, ge=MIN_MESH_FACES, le=MAX_MESH_FACES,
+                            description="Face budget of .glb/.obj/.usdz.")
     mesh_texture_size: int = Field(
-        DEFAULT_TEXTURE_SIZE, ge=0, le=MAX_TEXTURE,
+        DEFAULT_TEXTURE_SIZE, ge=0, le=MAX_TEXTURE_SIZE,
         description="Baked texture side in pixels (0 = per-vertex colours instead).")
     mesh_scale: float = Field(
         1.0, gt=0, description="Metres of the model's fit radius in .glb/.obj/.usdz.")

@@ -20,12 +20,11 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from glimpse3d.domain import EXPORT_FORMATS, MESH_FORMATS
 from glimpse3d.errors import UserError
 from glimpse3d.splat.gaussians import GaussianModel
 from glimpse3d.splat.mesh_asset import GENERATOR, AssetCache, MeshAsset, MeshOptions
 
-EXPORT_FORMATS = ("ply", "splat", "spz", "glb", "obj", "usdz", "mp4")
-MESH_FORMATS = ("glb", "obj", "usdz")
 MEDIA_TYPES = {
     "ply": "application/octet-stream",
     "splat": "application/octet-stream",

@@ -14,7 +14,8 @@ x = z = 0. From our Z-up world: ``(x, y, z) -> (y, z, x)`` (a rotation, see
 bounding-box centre to the farthest vertex) is ``scale`` metres (default 1: one unit = the fit
 radius).
 
-This module is light to import (numpy only at the top): settings take their defaults from it.
+This module is light to import (numpy only at the top); the defaults live in
+:mod:`glimpse3d.domain`.
 """
 
 from __future__ import annotations
@@ -27,15 +28,20 @@ from typing import Any
 import numpy as np
 
 from glimpse3d import __version__
+from glimpse3d.domain import (
+    DEFAULT_MESH_FACES,
+    DEFAULT_TEXTURE_SIZE,
+    MAX_MESH_FACES,
+    MAX_TEXTURE_SIZE,
+    MIN_MESH_FACES,
+    MIN_TEXTURE_SIZE,
+)
 from glimpse3d.errors import UserError
 
-DEFAULT_FACES = 20_000
-DEFAULT_TEXTURE_SIZE = 1024
+DEFAULT_FACES = DEFAULT_MESH_FACES
 DEFAULT_MESH_RESOLUTION = 96
-MIN_FACES = 100
-MAX_FACES = 1_000_000
-MIN_TEXTURE = 64
-MAX_TEXTURE = 4096
+MIN_FACES, MAX_FACES = MIN_MESH_FACES, MAX_MESH_FACES
+MIN_TEXTURE, MAX_TEXTURE = MIN_TEXTURE_SIZE, MAX_TEXTURE_SIZE
 BAKE_VIEW_SIZE = 256  # pixels of the splat renders the colours are baked from
 GENERATOR = f"Glimpse3D {__version__}"
 

@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 import trimesh
 
-from glimpse3d.pipeline.synthetic import fit_view0, make_cylinder
 from glimpse3d.splat.export import export_model, mesh_asset
 from glimpse3d.splat.gaussians import GaussianModel
 from glimpse3d.splat.mesh_asset import (
@@ -24,6 +23,7 @@ from glimpse3d.splat.mesh_asset import (
     asset_world_vertices,
     fidelity,
 )
+from glimpse3d.testing.synthetic import fit_view0, make_cylinder
 
 ROOT = Path(__file__).resolve().parents[2]
 VALIDATOR = ROOT / "tests" / "splat" / "validate_gltf.cjs"

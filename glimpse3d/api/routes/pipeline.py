@@ -13,7 +13,7 @@ from glimpse3d.api.deps import ApiContext, client_id, get_ctx
 from glimpse3d.api.errors import ApiError, error_responses
 from glimpse3d.api.schemas import ExportFormat, JobAccepted
 from glimpse3d.api.views import forget_status
-from glimpse3d.pipeline.backends import STRENGTH_PRESETS
+from glimpse3d.pipeline.ports import STRENGTH_PRESETS
 from glimpse3d.splat.export import FILE_EXTENSIONS, MEDIA_TYPES
 from glimpse3d.splat.mesh_asset import MAX_FACES, MAX_TEXTURE, MIN_FACES, MIN_TEXTURE
 
