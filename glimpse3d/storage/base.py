@@ -31,6 +31,7 @@ for _ext, _type in {
     ".spz": "application/octet-stream",
     ".glb": "model/gltf-binary",
     ".obj": "model/obj",
+    ".usdz": "model/vnd.usdz+zip",
     ".mp4": "video/mp4",
     ".webp": "image/webp",
     ".json": "application/json",

@@ -134,6 +134,47 @@ def test_export_glb_loads_in_trimesh(client) -> None:
     assert sum(len(g.vertices) for g in scene.geometry.values()) > 0
 
 
+def test_mesh_exports_with_faces_and_texture(client) -> None:
+    import zipfile
+
+    import trimesh
+
+    ctx = client.app.state.ctx
+    pid = seed_project(ctx, model=True)
+    r = client.get(f"/api/v1/export/{pid}?format=glb&faces=800&texture=128")
+    assert r.status_code == 200
+    mesh = trimesh.load(io.BytesIO(r.content), file_type="glb", force="mesh")
+    assert mesh.visual.kind == "texture" and len(mesh.faces) <= 800
+    assert mesh.visual.material.baseColorTexture.size == (128, 128)
+    assert f'"project_id":"{pid}"'.encode() in r.content[:4000]
+    [row] = ctx.repo.list_exports(pid)
+    assert row["format"] == "glb" and row["file_key"].endswith("/v0.f800-t128.glb")
+    assert row["file_size_bytes"] == len(r.content)
+
+    r = client.get(f"/api/v1/export/{pid}?format=obj&faces=800&texture=128")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
+    assert 'filename="seeded_v0.obj.zip"' in r.headers["content-disposition"]
+    names = zipfile.ZipFile(io.BytesIO(r.content)).namelist()
+    assert sorted(n.rsplit(".", 1)[1] for n in names) == ["mtl", "obj", "png"]
+
+    r = client.get(f"/api/v1/export/{pid}?format=usdz&faces=800&texture=0")
+    assert r.status_code == 200 and r.headers["content-type"] == "model/vnd.usdz+zip"
+    assert r.content[:2] == b"PK"
+    rows = {e["format"]: e for e in ctx.repo.list_exports(pid)}
+    assert set(rows) == {"glb", "obj", "usdz"} and rows["usdz"]["file_key"].endswith(".f800-vc.usdz")
+
+    # other options replace the row (one per version and format) with a new file
+    r = client.get(f"/api/v1/export/{pid}?format=glb&faces=600&texture=128")
+    assert len(trimesh.load(io.BytesIO(r.content), file_type="glb", force="mesh").faces) <= 600
+    rows = [e for e in ctx.repo.list_exports(pid) if e["format"] == "glb"]
+    assert len(rows) == 1 and rows[0]["file_key"].endswith("/v0.f600-t128.glb")
+
+    for bad in ("faces=5", "texture=5000", "texture=10", "scale=-1"):
+        r = client.get(f"/api/v1/export/{pid}?format=glb&{bad}")
+        assert r.status_code == 422, bad
+        assert r.json()["detail"]
+
+
 def test_list_projects_pagination(client) -> None:
     ctx = client.app.state.ctx
     pids = [seed_project(ctx, name=f"p{i}") for i in range(5)]

@@ -14,7 +14,8 @@ from glimpse3d.api.errors import ApiError, error_responses
 from glimpse3d.api.schemas import ExportFormat, JobAccepted
 from glimpse3d.api.views import forget_status
 from glimpse3d.pipeline.ports import STRENGTH_PRESETS
-from glimpse3d.splat.export import MEDIA_TYPES
+from glimpse3d.splat.export import FILE_EXTENSIONS, MEDIA_TYPES
+from glimpse3d.splat.mesh_asset import MAX_FACES, MAX_TEXTURE, MIN_FACES, MIN_TEXTURE
 
 router = APIRouter(tags=["pipeline"])
 Ctx = Annotated[ApiContext, Depends(get_ctx)]
@@ -181,9 +182,24 @@ def _slug(name: str) -> str:
 def export(
     project_id: str,
     ctx: Ctx,
-    format: Annotated[ExportFormat, Query(description="ply, splat, spz, glb, obj or mp4.")],
+    format: Annotated[
+        ExportFormat,
+        Query(description="ply, splat, spz, glb, obj (a .zip of .obj + .mtl + .png), usdz or mp4."),
+    ],
     version: Annotated[
         int | None, Query(ge=0, le=1000, description="Model version (default: latest).")
+    ] = None,
+    faces: Annotated[
+        int | None,
+        Query(ge=MIN_FACES, le=MAX_FACES, description="Face budget of glb/obj/usdz (default 20000)."),
+    ] = None,
+    texture: Annotated[
+        int | None,
+        Query(ge=0, le=MAX_TEXTURE, description="Texture size in pixels of glb/obj/usdz "
+              f"(default 1024; 0 = per-vertex colours; else at least {MIN_TEXTURE})."),
+    ] = None,
+    scale: Annotated[
+        float | None, Query(gt=0, le=10000, description="Metres for the model's fit radius (default 1).")
     ] = None,
 ) -> Response:
     project = ctx.repo.get_project(project_id)
@@ -196,10 +212,11 @@ def export(
             f"(versions: {', '.join(map(str, versions))})"
         )
     resolved = max(versions) if version is None else version
-    bucket, key = ctx.runner().export(project_id, format, version=resolved)
+    bucket, key = ctx.runner().export(project_id, format, version=resolved, faces=faces,
+                                      texture_size=texture, scale=scale)
     forget_status(ctx, project_id)  # export_history may have a new row
     path = ctx.storage.local_path(bucket, key)
     if path is not None and path.is_file():
-        filename = f"{_slug(project.get('name') or 'model')}_v{resolved}.{format}"
+        filename = f"{_slug(project.get('name') or 'model')}_v{resolved}.{FILE_EXTENSIONS[format]}"
         return FileResponse(path, media_type=MEDIA_TYPES[format], filename=filename)
     return RedirectResponse(ctx.storage.url(bucket, key), status_code=307)
