@@ -5,7 +5,7 @@
 
 begin;
 
--- Tables and indexes (the 8 tables of DESIGN §4)
+-- Tables and indexes (the 8 tables of docs/architecture.md, 'Tables and views')
 
 CREATE TABLE IF NOT EXISTS projects (
     id VARCHAR(36) NOT NULL,

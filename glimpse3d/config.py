@@ -12,6 +12,14 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from glimpse3d.domain import (
+    DEFAULT_MESH_FACES,
+    DEFAULT_TEXTURE_SIZE,
+    MAX_MESH_FACES,
+    MAX_TEXTURE_SIZE,
+    MIN_MESH_FACES,
+)
+
 StageBackend = Literal["classic", "transformers", "diffusers", "rembg", "syncdreamer"]
 
 
@@ -90,9 +98,16 @@ class Settings(BaseSettings):
     train_steps: int = Field(300, ge=10, le=20000, description="Optimisation steps for v0.")
     seed: int = Field(0, description="Default random seed.")
     export_formats: list[str] = Field(
-        default_factory=lambda: ["ply", "splat", "glb", "obj", "mp4"],
+        default_factory=lambda: ["ply", "splat", "glb", "obj", "usdz", "mp4"],
         description="Formats exported at the end of a run.",
     )
+    mesh_faces: int = Field(DEFAULT_MESH_FACES, ge=MIN_MESH_FACES, le=MAX_MESH_FACES,
+                            description="Face budget of .glb/.obj/.usdz.")
+    mesh_texture_size: int = Field(
+        DEFAULT_TEXTURE_SIZE, ge=0, le=MAX_TEXTURE_SIZE,
+        description="Baked texture side in pixels (0 = per-vertex colours instead).")
+    mesh_scale: float = Field(
+        1.0, gt=0, description="Metres of the model's fit radius in .glb/.obj/.usdz.")
 
     # --- HTTP limits
     max_upload_bytes: int = Field(10 * 1024 * 1024, description="Upload size limit (bytes).")

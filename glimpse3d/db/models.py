@@ -1,4 +1,4 @@
-"""SQLAlchemy 2 models for the 8 tables of DESIGN §4 (one schema for SQLite and PostgreSQL).
+"""SQLAlchemy 2 models for the 8 tables of docs/architecture.md ("Tables and views") (one schema for SQLite and PostgreSQL).
 
 Conventions:
 - ids are UUID strings (``String(36)``), made in Python (``uuid4``) so both dialects agree;
@@ -142,7 +142,7 @@ class Project(Base):
 
 class MultiviewGeneration(Base):
     """One generated view (16 per project with the SyncDreamer cameras, 7 with Zero123++)
-    and the camera it was made at: angles in degrees (DESIGN §2), orbit distance in scene
+    and the camera it was made at: angles in degrees (docs/architecture.md, "Cameras"), orbit distance in scene
     units, pinhole intrinsics in pixels. The camera columns are NULL for views recorded
     before they existed (read as the SyncDreamer camera at those angles)."""
 

@@ -1,4 +1,4 @@
-"""Novel-view generation for the 16 SyncDreamer cameras (DESIGN §2).
+"""Novel-view generation for the 16 SyncDreamer cameras (docs/architecture.md, "Cameras").
 
 * :class:`Zero123Multiview` - Zero-1-to-3 built from diffusers
   and transformers components. diffusers ships no Zero123 pipeline class, so the sampler

@@ -11,7 +11,8 @@ Python (a venv or conda env made from its ``requirements.txt``), through the rep
 
 (cwd = the checkout). ``generate.py`` writes ``<dir>/0.png``: the 16 views side by side,
 256 px each, view ``k`` at elevation 30 degrees and azimuth ``22.5 k`` relative to the
-input (the SyncDreamer cameras of DESIGN §2, distance 1.5, focal 280 px at 256).
+input (the SyncDreamer cameras of docs/architecture.md "Cameras": distance 1.5, focal 280 px
+at 256).
 ``--elevation`` is the input photo's elevation (setting ``input_elevation``): SyncDreamer
 needs it to place the input; its outputs stay at elevation 30. When the input elevation
 is 30, view 0 is the input photo itself; otherwise it is SyncDreamer's view 0.

@@ -40,6 +40,7 @@ from glimpse3d.errors import Cancelled, UserError, WrongState
 from glimpse3d.pipeline.backends import load_backend, multiview_cameras, resolve_strength
 from glimpse3d.splat.cameras import Camera, camera_from_record, camera_record
 from glimpse3d.splat.images import load_rgba, rgba_png_bytes
+from glimpse3d.splat.mesh_asset import MeshOptions
 from glimpse3d.storage.base import (
     DEPTH,
     ENHANCED,
@@ -204,8 +205,12 @@ class PipelineRunner:
             raise UserError(f"unknown job kind {kind!r}")
         return None
 
-    def export(self, project_id: str, fmt: str, version: int | None = None) -> tuple[str, str]:
-        """Make (or reuse) an export of ``version`` (default latest); returns (bucket, key)."""
+    def export(self, project_id: str, fmt: str, version: int | None = None,
+               faces: int | None = None, texture_size: int | None = None,
+               scale: float | None = None) -> tuple[str, str]:
+        """Make (or reuse) an export of ``version`` (default latest); returns (bucket, key).
+
+        ``faces``/``texture_size``/``scale`` override the mesh settings for glb/obj/usdz."""
         fmt = fmt.lower().lstrip(".")
         models = self.repo.list_models(project_id)
         if not models:
@@ -213,7 +218,17 @@ class PipelineRunner:
         version = models[-1]["version"] if version is None else int(version)
         if version not in {m["version"] for m in models}:
             raise UserError(f"version {version} does not exist (have v0..v{models[-1]['version']})")
-        return self._export_one(project_id, fmt, version)
+        options = self._mesh_options(faces, texture_size, scale)
+        return self._export_one(project_id, fmt, version, options)
+
+    def _mesh_options(self, faces: int | None = None, texture_size: int | None = None,
+                      scale: float | None = None) -> MeshOptions:
+        s = self.settings
+        return MeshOptions(
+            faces=s.mesh_faces if faces is None else int(faces),
+            texture_size=s.mesh_texture_size if texture_size is None else int(texture_size),
+            scale=s.mesh_scale if scale is None else float(scale),
+        )
 
     # ============================================================ bookkeeping
     def _check_cancel(self) -> None:
@@ -508,21 +523,32 @@ class PipelineRunner:
                 self._export_one(pid, fmt, version)
             self._emit(pid, "export", 1.0, "exported", force=True)
 
-    def _export_one(self, pid: str, fmt: str, version: int) -> tuple[str, str]:
-        from glimpse3d.splat.export import export_model
+    def _export_one(self, pid: str, fmt: str, version: int,
+                    options: MeshOptions | None = None) -> tuple[str, str]:
+        from glimpse3d.splat.export import (
+            FILE_EXTENSIONS,
+            MESH_FORMATS,
+            export_model,
+            normalize_format,
+        )
 
-        key = keys.export(pid, version, fmt)
+        fmt = normalize_format(fmt)
+        options = options or self._mesh_options()
+        tag = options.tag() if fmt in MESH_FORMATS else ""
+        # one export_history row per (version, format): other mesh options get their own file
+        # name (e.g. v0.f5000-t512.glb) and the row points at the latest one made
+        key = keys.export(pid, version, f"{tag}.{FILE_EXTENSIONS[fmt]}" if tag else FILE_EXTENSIONS[fmt])
         existing = [e for e in self.repo.list_exports(pid)
                     if e["format"] == fmt and e["model_version"] == version]
-        if existing and self.storage.exists(MODELS, key):
+        if existing and existing[0]["file_key"] == key and self.storage.exists(MODELS, key):
             return MODELS, key
         model, _ = self._load_model(pid, version)
         with tempfile.TemporaryDirectory(prefix="glimpse3d-export-") as tmp:
-            path = Path(tmp) / f"v{version}.{fmt}"
-            export_model(model, fmt, path)
+            path = Path(tmp) / f"v{version}.{FILE_EXTENSIONS[fmt]}"
+            export_model(model, fmt, path, mesh_options=options,
+                         metadata={"project_id": pid, "model_version": version})
             size = self.storage.put_file(MODELS, key, path, guess_content_type(key))
-        if not existing:
-            self.repo.add_export(pid, version, fmt, key, size)
+        self.repo.add_export(pid, version, fmt, key, size)
         return MODELS, key
 
     # ================================================================ report

@@ -1,4 +1,4 @@
-"""Pinhole cameras in the SyncDreamer convention (DESIGN §2).
+"""Pinhole cameras in the SyncDreamer convention (docs/architecture.md, "Cameras").
 
 World is Z-up; cameras use the OpenCV convention (x right, y down, z forward) and are
 stored as world-to-camera (w2c) 4x4 matrices. Angles in the public API are in degrees,
