@@ -119,7 +119,7 @@ def _teapot(root: Path) -> TruthObject:
 
     def colour(p: np.ndarray, tri: np.ndarray, bary: np.ndarray) -> np.ndarray:
         # glazed bands by height, a two-hue checker by angle, a dark lid
-        from glimpse3d.pipeline.synthetic import _hsv
+        from glimpse3d.testing.synthetic import _hsv
 
         ang = np.arctan2(p[:, 1], p[:, 0])
         band = np.floor((p[:, 2] + 0.5) / 0.08) % 2
@@ -160,7 +160,7 @@ def _sdf_object(name: str, kind: str, obj: object, grid: int = 160) -> TruthObje
 
 def synthetic_objects() -> dict[str, tuple[str, object]]:
     """name -> (class, SyntheticObject): 16 objects of the classes issue 14 lists."""
-    from glimpse3d.pipeline import synthetic as S
+    from glimpse3d.testing import synthetic as S
 
     def rot(q: np.ndarray, yaw: float) -> np.ndarray:
         c, s = np.cos(np.radians(yaw)), np.sin(np.radians(yaw))
@@ -295,7 +295,7 @@ def render_truth(obj: TruthObject, camera: object, ssaa: int = 2) -> np.ndarray:
     """Ray-cast RGBA (H,W,4) float32, straight colour, alpha = coverage (``ssaa``² rays/px)."""
     from trimesh.triangles import points_to_barycentric
 
-    from glimpse3d.pipeline.synthetic import camera_rays
+    from glimpse3d.testing.synthetic import camera_rays
 
     h, w = camera.height, camera.width
     origin, dirs = camera_rays(camera, ssaa)

@@ -22,13 +22,14 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from scipy import ndimage
 
+from glimpse3d.domain import PILLOW_IMAGE_FORMATS
 from glimpse3d.errors import ImageValidationError
 
 if TYPE_CHECKING:
     from glimpse3d.config import Settings
 
 # --- validation limits -------------------------------------------------------------------
-ALLOWED_FORMATS = {"JPEG", "MPO", "PNG", "WEBP", "BMP", "TIFF"}
+ALLOWED_FORMATS = PILLOW_IMAGE_FORMATS  # Pillow names of glimpse3d.domain.IMAGE_FORMATS
 MIN_SIDE = 128  # px, short side of the file (object crops of 150-256 px are normal input)
 MIN_OBJECT = 64  # px, long side of the object's bounding box (it is upsampled to the working size)
 MAX_SIDE = 4096  # px, long side

@@ -1,6 +1,6 @@
 """Gaussian-splat file formats: ``.ply`` (3DGS), ``.splat`` (web) and ``.spz`` (Niantic).
 
-Conventions follow DESIGN §3 and :mod:`glimpse3d.splat.gaussians`:
+Conventions follow docs/architecture.md ("Gaussian model and files") and :mod:`glimpse3d.splat.gaussians`:
 
 - ``.ply``: the layout written by the reference 3DGS implementation (``save_ply`` in
   graphdeco-inria/gaussian-splatting): one binary little-endian ``vertex`` element with
@@ -31,10 +31,10 @@ from typing import BinaryIO
 import numpy as np
 import torch
 
+from glimpse3d.domain import MODEL_FORMATS
 from glimpse3d.errors import ModelFormatError, UserError
 from glimpse3d.splat.gaussians import SH_C0, GaussianModel, sh_degree_from_coeffs
 
-MODEL_FORMATS = ("ply", "splat", "spz")
 SPLAT_RECORD_BYTES = 32
 _SPLAT_DTYPE = np.dtype(
     [("pos", "<f4", (3,)), ("scale", "<f4", (3,)), ("rgba", "u1", (4,)), ("rot", "u1", (4,))]

@@ -13,7 +13,6 @@ from PIL import Image
 from skimage import data as skdata
 
 from glimpse3d.errors import ImageValidationError, UserError
-from glimpse3d.pipeline import synthetic as S
 from glimpse3d.pipeline.preprocess import (
     BLUR_THRESHOLD,
     ClassicSegmenter,
@@ -23,6 +22,7 @@ from glimpse3d.pipeline.preprocess import (
     validate_image,
 )
 from glimpse3d.splat.cameras import orbit_camera
+from glimpse3d.testing import synthetic as S
 
 
 def _encode(arr: np.ndarray, fmt: str = "PNG", **kw) -> bytes:

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from glimpse3d.cli import app
 from glimpse3d.config import get_settings
 from glimpse3d.errors import Cancelled
+from glimpse3d.jobs.outcomes import run_and_record
 from glimpse3d.pipeline.runner import PipelineRunner, ProgressEvent
 from glimpse3d.storage.base import DEPTH, ENHANCED, MODELS, MULTIVIEW, PROCESSED, UPLOADS
 
@@ -53,7 +54,7 @@ def test_run_all_records_every_row_and_file(repo_and_storage, make_settings):
     versions = [m["version"] for m in repo.list_models(pid)]
     assert versions == list(range(n_iter + 1))  # contiguous v0..vN
 
-    # one file per row, in the bucket layout of DESIGN §5
+    # one file per row, in the bucket layout of docs/architecture.md ("Buckets")
     assert storage.list(UPLOADS, f"{pid}/") == [f"{pid}/original.png"]
     assert set(storage.list(PROCESSED, f"{pid}/")) == {f"{pid}/processed.png", f"{pid}/mask.png"}
     assert len(storage.list(MULTIVIEW, f"{pid}/views/")) == 16
@@ -95,8 +96,8 @@ def test_interrupted_run_resumes_without_duplicates(make_settings, sqlite_url, t
     # "crash" during the depth stage: the cancel flag trips once 5 depth maps are done
     crash = PipelineRunner(repo, storage, settings,
                            should_cancel=lambda: len(repo.list_depth_maps(pid)) >= 5)
-    with pytest.raises(Cancelled):
-        crash.run_all(pid, iterations=1)
+    with pytest.raises(Cancelled):  # the runner raises; the outcome is recorded by jobs
+        run_and_record(crash, pid, {"kind": "run", "iterations": 1}, reraise=True)
     assert repo.get_project(pid)["status"] == "cancelled"
     assert len(repo.list_views(pid)) == 16
     assert 5 <= len(repo.list_depth_maps(pid)) < 16

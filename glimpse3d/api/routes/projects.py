@@ -20,7 +20,6 @@ from glimpse3d.api.schemas import (
 )
 from glimpse3d.api.uploads import read_upload, sniff_image_format
 from glimpse3d.api.views import event_snapshot, forget_status, list_item, status_json
-from glimpse3d.jobs.base import mark_job_finished
 
 router = APIRouter(tags=["projects"])
 Ctx = Annotated[ApiContext, Depends(get_ctx)]
@@ -184,11 +183,9 @@ async def delete_project(project_id: str, ctx: Ctx) -> Response:
     responses=error_responses(404, 409),
 )
 def cancel(project_id: str, ctx: Ctx) -> CancelResponse:
-    project = ctx.repo.get_project(project_id)
+    ctx.repo.get_project(project_id)  # 404 first
     if not ctx.queue.cancel(project_id):
-        if not project.get("job"):
-            raise ApiError(409, "no job is queued or running for this project")
-        mark_job_finished(ctx.repo, project_id, "cancelled")  # recorded, but no worker has it
+        raise ApiError(409, "no job is queued or running for this project")
     project = ctx.repo.get_project(project_id)
     return CancelResponse(
         project_id=project_id,
