@@ -24,6 +24,8 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database migrations and schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+keys_app = typer.Typer(help="API keys (GLIMPSE3D_AUTH=api_key).", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 
 console = Console(stderr=True)
 EXPORT_FORMATS = ("ply", "splat", "spz", "glb", "obj", "mp4")
@@ -144,11 +146,18 @@ def export(
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    allow_remote: Annotated[
+        bool, typer.Option(help="Allow a non-loopback host with GLIMPSE3D_AUTH=none.")
+    ] = False,
 ) -> None:
     """Serve the HTTP API and the web workspace."""
     from glimpse3d.api.server import serve as serve_app
+    from glimpse3d.config import get_settings
 
-    serve_app(host=host, port=port)
+    settings = get_settings()
+    if allow_remote:
+        settings = settings.model_copy(update={"allow_remote_without_auth": True})
+    serve_app(host=host, port=port, settings=settings)
 
 
 @app.command()
@@ -211,6 +220,38 @@ def db_supabase_schema(
 
     out.write_text(generate_supabase_schema(public_access=public_access))
     console.print(f"wrote {out}")
+
+
+@keys_app.command("create")
+@handle_errors
+def keys_create(
+    owner: Annotated[str, typer.Argument(help="Owner id the key acts as (projects' owner_id).")],
+    name: Annotated[str | None, typer.Option(help="A label for the listing.")] = None,
+) -> None:
+    """Create an API key for OWNER; the key is printed alone on the last line."""
+    from glimpse3d.auth.keys_command import keys_create as create
+
+    create(owner, name, echo=typer.echo)
+
+
+@keys_app.command("list")
+@handle_errors
+def keys_list() -> None:
+    """List keys (id, prefix, owner, state); the keys themselves are never stored."""
+    from glimpse3d.auth.keys_command import keys_list as list_keys
+
+    list_keys(echo=typer.echo)
+
+
+@keys_app.command("revoke")
+@handle_errors
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key's id or prefix (from `keys list`).")],
+) -> None:
+    """Revoke a key; requests with it answer 401 from then on."""
+    from glimpse3d.auth.keys_command import keys_revoke as revoke
+
+    revoke(key_id, echo=typer.echo)
 
 
 if __name__ == "__main__":  # pragma: no cover

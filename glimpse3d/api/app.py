@@ -18,10 +18,12 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from glimpse3d.api.deps import API_PREFIX, ApiContext
 from glimpse3d.api.errors import install_error_handlers
 from glimpse3d.api.events import ProgressBroadcaster
+from glimpse3d.api.headers import SecurityHeadersMiddleware, content_security_policy
 from glimpse3d.api.ratelimit import UploadLimiter
 from glimpse3d.config import Settings, get_settings
 
@@ -69,6 +71,18 @@ def build_context(settings: Settings) -> ApiContext:
     return ApiContext(settings, repo, storage, queue, broadcaster, limiter)
 
 
+def allowed_hosts(settings: Settings) -> list[str]:
+    """``settings.allowed_hosts`` plus the host of ``public_base_url`` (a Host header naming
+    anything else is refused with 400: the guard against DNS rebinding)."""
+    from urllib.parse import urlsplit
+
+    hosts = list(settings.allowed_hosts)
+    public = urlsplit(settings.public_base_url).hostname if settings.public_base_url else None
+    if public and public not in hosts:
+        hosts.append(public)
+    return hosts
+
+
 def create_app(settings: Settings | None = None, *, start_worker: bool = True) -> FastAPI:
     """The API (and web workspace) over the configured database, storage and queue.
 
@@ -111,10 +125,12 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = True) -
             CORSMiddleware,
             allow_origins=list(settings.cors_origins),
             allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
-            allow_headers=["Content-Type", "Last-Event-ID"],
+            allow_headers=["Content-Type", "Last-Event-ID", "Authorization"],
             expose_headers=["Retry-After", "Content-Disposition"],
             max_age=600,
         )
+    app.add_middleware(SecurityHeadersMiddleware, csp=content_security_policy(settings))
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(settings))
 
     from glimpse3d.api.routes import files, health, pipeline, projects
 

@@ -49,8 +49,8 @@ class JobQueue(Protocol):
         so the next :meth:`start` (in this or another process) resumes it."""
 
     def enqueue(self, project_id: str, job: dict[str, Any], client_id: str | None = None) -> None:
-        """Record ``job`` on the project and queue it. Raises ``WrongState`` if the project
-        already has a queued or running job."""
+        """Record ``job`` (and ``client_id``, the requester) on the project and queue it.
+        Raises ``WrongState`` if the project already has a queued or running job."""
 
     def cancel(self, project_id: str) -> bool:
         """Ask the project's job to stop (a queued job is dropped at once). False if none."""
@@ -59,7 +59,7 @@ class JobQueue(Protocol):
         """True while the project has a queued or running job."""
 
     def active_count(self, client_id: str) -> int:
-        """Queued + running jobs started by ``client_id``."""
+        """Queued + running jobs started by ``client_id`` (the requester, not the uploader)."""
 
     def check(self) -> None:
         """Raise with a clear message when the engine cannot run jobs (health check)."""
@@ -88,11 +88,15 @@ QUEUED_STATUS: dict[str, tuple[str, float | None]] = {
 }
 
 
-def record_queued_job(repo: Repository, project_id: str, spec: dict[str, Any]) -> None:
-    """Record the accepted job on the project row and mark the project as under way."""
+def record_queued_job(
+    repo: Repository, project_id: str, spec: dict[str, Any], requester: str | None = None
+) -> None:
+    """Record the accepted job (and who asked for it: ``job_requester``, counted by the
+    per-requester cap in every process) on the project row and mark the project as under way."""
     status, progress = QUEUED_STATUS[spec["kind"]]
     fields: dict[str, Any] = {"job": spec, "attempts": 0, "error_message": None,
-                              "status": status, "current_step": "queued"}
+                              "status": status, "current_step": "queued",
+                              "job_requester": requester}
     if progress is not None:
         fields.update(progress_percentage=progress, reset_progress=True)
     repo.update_project(project_id, **fields)
@@ -133,25 +137,20 @@ def mark_job_finished(
 
 
 def interrupted_jobs(repo: Repository) -> list[tuple[str, dict[str, Any], str | None]]:
-    """(project_id, job, client_id) of every project whose recorded job never finished,
+    """(project_id, job, requester) of every project whose recorded job never finished,
     oldest update first."""
     from glimpse3d.db.repository import PROJECT_STATUSES
 
     rows = [r for r in repo.projects_with_status(PROJECT_STATUSES) if r.get("job")]
     rows.sort(key=lambda r: str(r.get("updated_at") or ""))
-    return [(str(r["id"]), dict(r["job"]), r.get("client_id")) for r in rows]
+    return [(str(r["id"]), dict(r["job"]), r.get("job_requester") or r.get("client_id"))
+            for r in rows]
 
 
 def db_active_count(repo: Repository, client_id: str) -> int:
-    """Projects of ``client_id`` with a recorded (queued or running) job — for engines whose
-    jobs run in other processes."""
-    from glimpse3d.db.repository import PROJECT_STATUSES
-
-    return sum(
-        1
-        for r in repo.projects_with_status(PROJECT_STATUSES)
-        if r.get("job") and r.get("client_id") == client_id
-    )
+    """Recorded (queued or running) jobs that ``client_id`` started, whoever uploaded the
+    projects — for engines whose jobs run in other processes."""
+    return repo.count_jobs_of(client_id)
 
 
 def make_queue(
