@@ -150,8 +150,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return _json(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
 
-    @app.exception_handler(Exception)
-    async def _internal(request: Request, exc: Exception) -> JSONResponse:
+    async def _dependency_failed(request: Request, exc: Exception) -> JSONResponse:
         unavailable = unavailable_detail(exc)
         if unavailable is not None:
             log.warning("%s %s: %s (%s)", request.method, request.url.path, unavailable,
@@ -159,6 +158,25 @@ def install_error_handlers(app: FastAPI) -> None:
             return _json(503, unavailable, {"Retry-After": "30"})
         log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
         return _json(500, "internal server error; the details are in the server log")
+
+    # Handled here (not by the catch-all below, which Starlette re-raises after answering)
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from glimpse3d.storage.base import StorageError
+
+    dependency_errors: list[type[Exception]] = [OSError, SQLAlchemyError, StorageError]
+    try:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        dependency_errors += [BotoCoreError, ClientError]
+    except ImportError:  # pragma: no cover
+        pass
+    for cls in dependency_errors:
+        app.add_exception_handler(cls, _dependency_failed)
+
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, exc: Exception) -> JSONResponse:
+        return await _dependency_failed(request, exc)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -49,9 +49,12 @@ def make_server(
     = True`` stops it (thread-friendly)."""
     from glimpse3d.api.app import create_app
 
+    if settings is None:
+        from glimpse3d.config import get_settings
+
+        settings = app.state.settings if app is not None else get_settings()
+    check_bind(host, settings)  # before anything is opened
     app = app or create_app(settings)
-    settings = app.state.settings
-    check_bind(host, settings)
     trusted = list(settings.forwarded_allow_ips)
     config = uvicorn.Config(
         app,

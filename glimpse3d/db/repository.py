@@ -191,7 +191,8 @@ class Repository:
         client_id: str | None = None,
     ) -> dict[str, Any]:
         """Insert a project with status 'uploading', progress 0; returns its row.
-        ``owner_id`` defaults to the local owner (CLI, ``none`` auth mode)."""
+        ``owner_id`` None means the local owner (CLI, ``none`` auth mode): no row is
+        made without an owner."""
         now = utcnow()
         pid = project_id or new_id()
         values = {
@@ -200,7 +201,7 @@ class Repository:
             "status": "uploading",
             "progress_percentage": 0.0,
             "settings": settings,
-            "owner_id": owner_id,
+            "owner_id": owner_id or LOCAL_OWNER,
             "client_id": client_id,
             "attempts": 0,
             "created_at": now,
