@@ -28,10 +28,12 @@ run: $(STAMP)
 
 test: $(STAMP) chromium
 	$(VENV)/bin/ruff check glimpse3d tests benchmarks
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q -p no:cacheprovider
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check glimpse3d tests benchmarks
+	$(VENV)/bin/lint-imports
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_rasterizer.py

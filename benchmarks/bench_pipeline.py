@@ -23,7 +23,12 @@ from glimpse3d.config import Settings
 from glimpse3d.db.repository import open_repository
 from glimpse3d.pipeline.metrics import masked_psnr, masked_ssim
 from glimpse3d.pipeline.runner import PipelineRunner
-from glimpse3d.pipeline.synthetic import (
+from glimpse3d.splat.cameras import orbit_camera
+from glimpse3d.splat.formats import model_from_bytes
+from glimpse3d.splat.rasterizer import render
+from glimpse3d.storage.base import MODELS
+from glimpse3d.storage.local import LocalStorage
+from glimpse3d.testing.synthetic import (
     catalogue,
     fit_view0,
     png_bytes,
@@ -31,11 +36,6 @@ from glimpse3d.pipeline.synthetic import (
     silhouette_iou,
     synthetic_photo,
 )
-from glimpse3d.splat.cameras import orbit_camera
-from glimpse3d.splat.formats import model_from_bytes
-from glimpse3d.splat.rasterizer import render
-from glimpse3d.storage.base import MODELS
-from glimpse3d.storage.local import LocalStorage
 
 SAMPLES = Path(__file__).resolve().parents[1] / "glimpse3d" / "samples"
 HELD_OUT = [(30.0, 11.25 + 45.0 * k) for k in range(8)] + [(30.0, 348.75), (15.0, 60.0),

@@ -15,10 +15,10 @@ import time
 
 import numpy as np
 
-from glimpse3d.pipeline import synthetic as S
 from glimpse3d.pipeline.multiview import SHAPE_PRIORS, build_proxy, render_proxy
 from glimpse3d.pipeline.preprocess import preprocess_image, validate_image
 from glimpse3d.splat.cameras import orbit_camera
+from glimpse3d.testing import synthetic as S
 
 HELD_OUT = [(30.0, 11.25 + 45.0 * k) for k in range(8)] + [
     (30.0, 90.0), (30.0, 180.0), (15.0, 60.0), (45.0, 150.0), (15.0, 240.0), (45.0, 300.0),

@@ -7,7 +7,7 @@
    from the 16 SyncDreamer cameras at ``--size`` px; views 2, 6, 10, 14 are held out and a
    fresh model (300 random gaussians, another seed) is trained on the other 12 with
    ``TrainConfig(steps=--steps, image_size=--size)``. Prints the held-out PSNR.
-2. Pipeline stages at their defaults on a synthetic object (``glimpse3d.pipeline.synthetic``)
+2. Pipeline stages at their defaults on a synthetic object (``glimpse3d.testing.synthetic``)
    seen in 16 views at 256 px with exact depth: ``reconstruct(max_gaussians=30000)`` (time,
    train-view PSNR, silhouette IoU), then 3 ``refine_iteration`` calls (time and metrics).
 
@@ -23,7 +23,6 @@ import time
 import numpy as np
 import torch
 
-from glimpse3d.pipeline import synthetic as S
 from glimpse3d.pipeline.metrics import ClassicFeatures
 from glimpse3d.pipeline.reconstruct import reconstruct
 from glimpse3d.pipeline.refine import ClassicEnhancer, refine_iteration
@@ -32,6 +31,7 @@ from glimpse3d.splat.gaussians import GaussianModel
 from glimpse3d.splat.losses import psnr
 from glimpse3d.splat.rasterizer import render
 from glimpse3d.splat.training import TrainConfig, train
+from glimpse3d.testing import synthetic as S
 
 HELD_OUT = (2, 6, 10, 14)
 

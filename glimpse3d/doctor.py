@@ -293,25 +293,25 @@ def _check_storage_roundtrip(state: dict[str, Any]) -> str:
 
 
 def _check_queue(state: dict[str, Any]) -> str:
-    """The inline queue needs nothing; procrastinate needs its schema and live workers."""
+    """Through the queue interface: the inline queue needs nothing; procrastinate needs its
+    schema and live workers."""
     settings = state["settings"]
-    if settings.queue != "procrastinate":
-        return "inline (in-process worker, nothing to check)"
-    from glimpse3d.jobs.distributed import ProcrastinateQueue
+    from glimpse3d.services import open_services
 
-    queue = ProcrastinateQueue(settings, None, None, watch_stalled=False)
+    services = open_services(settings, s3_options=S3_DOCTOR_OPTIONS)
+    queue = services.queue
+    assert queue is not None
     try:
-        queue.check()
-        workers = queue.live_workers()
+        return queue.describe()
     except Exception as exc:  # noqa: BLE001 - reported as a FAIL line
-        raise _Fail(f"procrastinate: {exc}".splitlines()[0],
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "no live worker" in message:
+            raise _Fail(message, "start one with `glimpse3d worker`") from exc
+        raise _Fail(f"procrastinate: {message}",
                     "run `glimpse3d db upgrade` to apply the job schema") from exc
     finally:
         queue.stop()
-    if workers == 0:
-        raise _Fail("procrastinate schema present but no live worker",
-                    "start one with `glimpse3d worker`")
-    return f"procrastinate, {workers} live worker(s)"
+        services.close()
 
 
 CHECKS: list[tuple[str, Callable[[dict[str, Any]], str], tuple[str, ...]]] = [

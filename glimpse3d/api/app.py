@@ -13,7 +13,6 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
@@ -56,19 +55,15 @@ async def _periodic_cleanup(ctx: ApiContext) -> None:
 
 
 def build_context(settings: Settings) -> ApiContext:
-    """Open the repository, storage and queue named by ``settings``."""
-    from glimpse3d.db.repository import open_repository
-    from glimpse3d.jobs.base import make_queue
-    from glimpse3d.storage.factory import open_storage
+    """Open the repository, storage and queue named by ``settings`` (``open_services``)."""
+    from glimpse3d.services import open_services
 
-    if not settings.database_url or not settings.storage_url:
-        Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
-    repo = open_repository(settings.resolved_database_url)
-    storage = open_storage(settings)
     broadcaster = ProgressBroadcaster()
-    queue = make_queue(settings, repo, storage, on_progress=broadcaster.publish)
+    services = open_services(settings, on_progress=broadcaster.publish)
+    assert services.queue is not None
     limiter = UploadLimiter(settings.rate_limit, settings.redis_url)
-    return ApiContext(settings, repo, storage, queue, broadcaster, limiter)
+    return ApiContext(settings, services.repo, services.storage, services.queue, broadcaster,
+                      limiter)
 
 
 def allowed_hosts(settings: Settings) -> list[str]:

@@ -18,6 +18,7 @@ import zlib
 from PIL import Image
 
 from glimpse3d.api.errors import ApiError
+from glimpse3d.domain import PILLOW_IMAGE_FORMATS
 from glimpse3d.pipeline.preprocess import MAX_SIDE
 
 ORIENTATION_TAG = 0x0112
@@ -25,9 +26,6 @@ ORIENTATION_TAG = 0x0112
 MAX_DECLARED_PIXELS = MAX_SIDE * MAX_SIDE
 Image.MAX_IMAGE_PIXELS = MAX_DECLARED_PIXELS  # Pillow's own bomb guard at the same limit
 
-#: Formats (as Pillow names them) -> the stored original's extension.
-EXTENSIONS = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp", "BMP": "bmp",
-              "TIFF": "tiff"}
 
 
 def probe_photo(data: bytes) -> tuple[str, int, int]:
@@ -48,6 +46,9 @@ def probe_photo(data: bytes) -> tuple[str, int, int]:
                        "photo") from None
     if max(w, h) > MAX_SIDE:
         raise too_big
+    if fmt not in PILLOW_IMAGE_FORMATS:
+        raise ApiError(415, f"unsupported image type {fmt or 'unknown'}; send a PNG, JPEG or "
+                       "WebP photo")
     return fmt, w, h
 
 

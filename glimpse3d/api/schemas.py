@@ -12,15 +12,13 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-Status = Literal[
-    "uploading", "preprocessing", "multiview_generating", "depth_estimating",
-    "reconstructing", "refining", "exporting", "completed", "failed", "cancelled",
-]
-ExportFormat = Literal["ply", "splat", "spz", "glb", "obj", "mp4"]
+from glimpse3d.domain import EXPORT_FORMATS, PROJECT_STATUSES
+
+Status = Literal[PROJECT_STATUSES]  # type: ignore[valid-type]
+ExportFormat = Literal[EXPORT_FORMATS]  # type: ignore[valid-type]
 
 _ID = "Project id (UUID)."
-_STATUS = ("uploading | preprocessing | multiview_generating | depth_estimating | "
-           "reconstructing | refining | exporting | completed | failed | cancelled")
+_STATUS = " | ".join(PROJECT_STATUSES)
 
 
 class ProjectFields(BaseModel):

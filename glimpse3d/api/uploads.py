@@ -16,23 +16,24 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from glimpse3d.api.errors import ApiError
+from glimpse3d.domain import IMAGE_FORMATS
 
 #: Room for the multipart envelope and the small text fields (bytes).
 FORM_OVERHEAD = 64 * 1024
 MAX_FIELD_BYTES = 1024
 MAX_PARTS = 8
 
-#: Magic numbers of the photo formats accepted (checked on the first bytes of the file).
+#: Magic numbers of the photo formats of ``glimpse3d.domain.IMAGE_FORMATS`` (checked on the
+#: first bytes of the file).
 _SIGNATURES: tuple[tuple[str, bytes, int], ...] = (
     ("png", b"\x89PNG\r\n\x1a\n", 0),
     ("jpeg", b"\xff\xd8\xff", 0),
     ("webp", b"WEBP", 8),  # RIFF....WEBP
-    ("gif", b"GIF87a", 0),
-    ("gif", b"GIF89a", 0),
     ("bmp", b"BM", 0),
     ("tiff", b"II*\x00", 0),
     ("tiff", b"MM\x00*", 0),
 )
+assert {name for name, _, _ in _SIGNATURES} == set(IMAGE_FORMATS), "a format without a signature"
 
 
 def sniff_image_format(head: bytes) -> str | None:

@@ -1,6 +1,6 @@
 """Who is calling: the three auth modes (``GLIMPSE3D_AUTH``) and what they resolve to.
 
-- ``none``: everyone is the local owner (``glimpse3d.db.models.LOCAL_OWNER``); limits are
+- ``none``: everyone is the local owner (``glimpse3d.domain.LOCAL_OWNER``); limits are
   keyed on the client address. For the embedded, loopback-only default.
 - ``api_key``: ``Authorization: Bearer KEY`` with a key from ``glimpse3d keys create OWNER``
   (:mod:`glimpse3d.auth.keys`; only its SHA-256 is stored).
@@ -15,9 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from glimpse3d.db.models import LOCAL_OWNER
-
-AUTH_MODES = ("none", "api_key", "supabase")
+from glimpse3d.domain import AUTH_MODES, LOCAL_OWNER
 
 
 class AuthError(Exception):

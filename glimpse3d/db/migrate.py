@@ -23,7 +23,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy.engine import URL
 
-from glimpse3d.db.engine import WRITE, make_engine, mask_url, normalize_url
+from glimpse3d.db.engine import WRITE, make_engine, normalize_url
 
 VERSION_TABLE = "glimpse3d_alembic_version"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -145,28 +145,3 @@ def upgrade(url: str) -> None:
         upgrade_engine(engine)
     finally:
         engine.dispose()
-
-
-def upgrade_command() -> None:
-    """``glimpse3d db upgrade``: migrate the configured database and print its revision."""
-    from glimpse3d.config import get_settings
-
-    settings = get_settings()
-    url = settings.resolved_database_url
-    upgrade(url)
-    print(f"database {mask_url(url)} is at revision {head_revision()} (head)")
-    note = _upgrade_job_engine(settings)
-    if note:
-        print(note)
-
-
-def _upgrade_job_engine(settings: Any) -> str | None:
-    """Apply the job engine's schema too when the distributed queue is configured."""
-    if getattr(settings, "queue", "inline") != "procrastinate":
-        return None
-    if normalize_url(settings.resolved_database_url).get_backend_name() != "postgresql":
-        return None
-    from glimpse3d.jobs import distributed
-
-    applied = distributed.apply_schema(settings)
-    return "job queue schema applied" if applied else "job queue schema present"

@@ -46,11 +46,6 @@ NAMING_CONVENTION = {
 }
 
 
-#: The owner of projects made without an authenticated identity: the CLI, and the API in
-#: ``GLIMPSE3D_AUTH=none`` mode (``glimpse3d keys create local`` hands them to a key).
-LOCAL_OWNER = "local"
-
-
 def new_id() -> str:
     """A fresh UUID4 as a 36-character string."""
     return str(uuid.uuid4())

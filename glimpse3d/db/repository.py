@@ -42,21 +42,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
 from glimpse3d.db.engine import WRITE, make_engine, mask_url, normalize_url
-from glimpse3d.db.models import LOCAL_OWNER, TABLES, Base, UTCDateTime, new_id, utcnow
+from glimpse3d.db.models import TABLES, Base, UTCDateTime, new_id, utcnow
+from glimpse3d.domain import ACTIVE_STATUSES, LOCAL_OWNER, PROJECT_STATUSES
 
-PROJECT_STATUSES = (
-    "uploading",
-    "preprocessing",
-    "multiview_generating",
-    "depth_estimating",
-    "reconstructing",
-    "refining",
-    "exporting",
-    "completed",
-    "failed",
-    "cancelled",
-)
-ACTIVE_STATUSES = PROJECT_STATUSES[:7]
 VIEW_NAMES = ("project_summary", "refinement_progress")
 
 

@@ -21,7 +21,7 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 from glimpse3d.db.migrate import VERSION_TABLE, head_revision
 from glimpse3d.db.models import SERVICE_TABLES, TABLES, Base
 from glimpse3d.db.views import VIEWS
-from glimpse3d.storage.base import BUCKETS
+from glimpse3d.domain import BUCKETS
 
 _OWNER = "(select auth.uid())::text"
 

@@ -110,25 +110,3 @@ def cleanup_projects(
                  "orphan files)", "would delete" if dry_run else "deleted", len(deleted),
                  older_than_days)
     return deleted
-
-
-def cleanup_command(older_than: str = "30d", dry_run: bool = False) -> list[str]:
-    """The ``glimpse3d cleanup`` command: delete (or list) projects older than ``older_than``
-    with the configured database and storage; prints one line per project and a total."""
-    from glimpse3d.config import get_settings
-    from glimpse3d.db.repository import open_repository
-    from glimpse3d.storage.factory import open_storage
-
-    days = parse_age(older_than)
-    settings = get_settings()
-    repo = open_repository(settings.resolved_database_url)
-    try:
-        storage = open_storage(settings)
-        ids = cleanup_projects(repo, storage, days, dry_run=dry_run)
-    finally:
-        repo.close()
-    verb = "would delete" if dry_run else "deleted"
-    for pid in ids:
-        print(f"{verb} {pid}")
-    print(f"{verb} {len(ids)} project(s) older than {older_than}")
-    return ids

@@ -16,14 +16,15 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from glimpse3d.errors import Cancelled, UserError, WrongState
-from glimpse3d.jobs.base import (
-    ProgressCallback,
+from glimpse3d.errors import WrongState
+from glimpse3d.jobs.base import ProgressCallback, validate_job
+from glimpse3d.jobs.outcomes import (
+    cancel_orphaned_job,
     interrupted_jobs,
     mark_job_finished,
     mark_job_started,
     record_queued_job,
-    validate_job,
+    run_and_record,
 )
 
 if TYPE_CHECKING:
@@ -42,9 +43,6 @@ class _Job:
     state: str = "queued"  # queued | running
     cancel: threading.Event = field(default_factory=threading.Event)
     done: threading.Event = field(default_factory=threading.Event)
-    #: the project row when a shutdown interrupted the job (restored after the runner
-    #: marks it cancelled, so the job is resumed rather than lost)
-    snapshot: dict[str, Any] | None = None
 
 
 class InlineQueue:
@@ -119,8 +117,8 @@ class InlineQueue:
     def cancel(self, project_id: str) -> bool:
         with self._lock:
             job = self._jobs.get(project_id)
-            if job is None:
-                return False
+            if job is None:  # recorded (e.g. by another process) but not queued here
+                return cancel_orphaned_job(self.repo, project_id)
             job.cancel.set()
             if job.state == "queued":  # never started: drop it now
                 del self._jobs[project_id]
@@ -143,6 +141,9 @@ class InlineQueue:
         dead = [t.name for t in self._threads if not t.is_alive()]
         if dead:
             raise RuntimeError(f"worker thread(s) died: {', '.join(dead)}")
+
+    def describe(self) -> str:
+        return "inline (in-process worker, nothing to check)"
 
     def wait(self, project_id: str, timeout: float | None = None) -> bool:
         """Block until the project's job ends; True if it ended (or there was none)."""
@@ -184,61 +185,8 @@ class InlineQueue:
                 return
         except ProjectNotFound:
             return  # deleted meanwhile
-
-        def should_cancel() -> bool:
-            if not job.cancel.is_set():
-                return False
-            if self._stopping.is_set() and job.snapshot is None:
-                try:
-                    job.snapshot = self.repo.get_project(pid)
-                except Exception:  # noqa: BLE001 - best effort; the spec is the fallback
-                    job.snapshot = {}
-            return True
-
         runner = PipelineRunner(
             self.repo, self.storage, self.settings,
-            on_progress=self.on_progress, should_cancel=should_cancel,
+            on_progress=self.on_progress, should_cancel=job.cancel.is_set,
         )
-        try:
-            runner.run_job(pid, dict(job.spec))
-        except Cancelled:
-            if self._stopping.is_set():
-                self._keep_for_resume(job)
-                return
-            mark_job_finished(self.repo, pid, "cancelled")
-        except ProjectNotFound:
-            return
-        except UserError as exc:
-            mark_job_finished(self.repo, pid, "failed", str(exc))
-        except Exception as exc:  # noqa: BLE001 - recorded on the project, logged in full
-            log.exception("job of project %s failed", pid)
-            mark_job_finished(self.repo, pid, "failed", f"internal error: {type(exc).__name__}: {exc}")
-        else:
-            mark_job_finished(self.repo, pid, "completed")
-        self._notify(pid)
-
-    def _keep_for_resume(self, job: _Job) -> None:
-        """Undo the runner's 'cancelled' after a shutdown: restore the status and the
-        recorded job (with the runner's additions, e.g. ``until_iteration``)."""
-        snap = job.snapshot or {}
-        fields: dict[str, Any] = {"job": snap.get("job") or job.spec}
-        if snap.get("status"):
-            fields.update(status=snap["status"], current_step=snap.get("current_step"))
-        self.repo.update_project(job.project_id, **fields)
-        log.info("job of project %s interrupted by shutdown; it resumes on restart",
-                 job.project_id)
-
-    def _notify(self, pid: str) -> None:
-        """Tell progress listeners that the project row changed (terminal state)."""
-        if self.on_progress is None:
-            return
-        try:
-            from glimpse3d.pipeline.runner import ProgressEvent
-
-            p = self.repo.get_project(pid)
-            self.on_progress(
-                ProgressEvent(pid, p["status"], p.get("current_step") or "",
-                              float(p.get("progress_percentage") or 0), p.get("error_message") or "")
-            )
-        except Exception:  # noqa: BLE001 - listeners are best effort
-            log.debug("progress notification failed", exc_info=True)
+        run_and_record(runner, pid, job.spec, shutting_down=self._stopping.is_set)

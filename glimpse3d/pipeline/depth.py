@@ -13,8 +13,8 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from glimpse3d.pipeline.backends import DepthResult
 from glimpse3d.pipeline.multiview import build_proxy, render_proxy_depth
+from glimpse3d.pipeline.ports import DepthResult
 from glimpse3d.splat.cameras import Camera
 
 if TYPE_CHECKING:

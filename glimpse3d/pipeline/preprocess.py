@@ -22,13 +22,14 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from scipy import ndimage
 
+from glimpse3d.domain import PILLOW_IMAGE_FORMATS
 from glimpse3d.errors import ImageValidationError
 
 if TYPE_CHECKING:
     from glimpse3d.config import Settings
 
 # --- validation limits -------------------------------------------------------------------
-ALLOWED_FORMATS = {"JPEG", "MPO", "PNG", "WEBP", "BMP", "TIFF"}
+ALLOWED_FORMATS = PILLOW_IMAGE_FORMATS  # Pillow names of glimpse3d.domain.IMAGE_FORMATS
 MIN_SIDE = 256  # px, short side
 MAX_SIDE = 4096  # px, long side
 MAX_ASPECT = 3.0  # long/short

@@ -35,6 +35,7 @@ import torch
 from glimpse3d.errors import Cancelled, UserError
 from glimpse3d.pipeline import metrics as M
 from glimpse3d.splat.cameras import Camera
+from glimpse3d.splat.device import splat_device
 from glimpse3d.splat.gaussians import GaussianModel
 from glimpse3d.splat.rasterizer import render
 from glimpse3d.splat.training import TrainConfig, torch_threads, train
@@ -188,9 +189,10 @@ def _resize_depth(depth: np.ndarray, size: int) -> np.ndarray:
 
 
 def _render_np(model: GaussianModel, cam: Camera) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Render on the model's device (gsplat on CUDA, numba on the CPU) -> numpy arrays."""
     with torch.no_grad():
         out = render(model, cam)
-    return out.rgb.numpy(), out.alpha.numpy(), out.depth.numpy()
+    return out.rgb.cpu().numpy(), out.alpha.cpu().numpy(), out.depth.cpu().numpy()
 
 
 def _straight(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
@@ -199,9 +201,11 @@ def _straight(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     return np.concatenate([np.clip(straight, 0, 1), np.clip(a, 0, 1)], -1).astype(np.float32)
 
 
-def refine_config(n_accepted: int, step_scale: float, seed: int, size: int) -> TrainConfig:
+def refine_config(n_accepted: int, step_scale: float, seed: int, size: int,
+                  device: str = "auto") -> TrainConfig:
     """Optimisation used to back-project accepted views (base rates x ``step_scale``)."""
     return TrainConfig(
+        device=device,
         steps=max(1, round(STEPS_PER_ACCEPTED_VIEW * n_accepted)),
         image_size=size,
         lr_means=1e-4,
@@ -226,8 +230,11 @@ def evaluate_model(
     ref_depths: Sequence[np.ndarray],
     cams: Sequence[Camera],
     features: Any,
+    device: str = "auto",
 ) -> tuple[list[dict[str, float]], dict[str, float | None], list[tuple[np.ndarray, np.ndarray]]]:
-    """Per-view and mean metrics of ``model`` against references already at the camera size."""
+    """Per-view and mean metrics of ``model`` against references already at the camera size
+    (rendered on :func:`~glimpse3d.splat.device.splat_device` of ``device``)."""
+    model = model.detach().to(splat_device(device))
     per_view: list[dict[str, float]] = []
     renders = []
     for ref, dep, cam in zip(refs, ref_depths, cams, strict=True):
@@ -272,6 +279,7 @@ def refine_iteration(
     feature_threshold: float = FEATURE_THRESHOLD,
     convergence_threshold: float = CONVERGENCE_THRESHOLD,
     keep_best: bool = True,
+    device: str = "auto",
 ) -> IterationResult:
     """Run one MVCRM iteration; ``model`` is not modified (see the module docstring).
 
@@ -300,12 +308,13 @@ def refine_iteration(
     refs = [_resize_rgba(v, size) for v in reference_views]
     ref_depths = [_resize_depth(d, size) for d in reference_depths]
 
+    render_model = model.detach().to(splat_device(device))  # GPU with gsplat, else CPU
     with torch_threads(1):
         rendered, enhanced, accepted, dcs, fss = [], [], [], [], []
         for k in range(n):
             if should_stop is not None and should_stop():
                 raise Cancelled("refinement cancelled")
-            rgb, alpha, depth = _render_np(model, cams[k])
+            rgb, alpha, depth = _render_np(render_model, cams[k])
             rendered.append(_straight(rgb, alpha))
             enh = np.asarray(
                 enhancer.enhance(rgb, refs[k], depth, strength, seed=seed * 1000 + k), dtype=np.float32
@@ -333,13 +342,13 @@ def refine_iteration(
                 a = refs[k][..., 3]
                 rgba = _straight(enhanced[k], a)
                 targets.append((cams[k], torch.from_numpy(rgba)))
-            cfg = refine_config(len(chosen), scale, seed + 7919 * max(iteration, 0), size)
+            cfg = refine_config(len(chosen), scale, seed + 7919 * max(iteration, 0), size, device)
             new_model, train_stats = train(model, targets, cfg, should_stop=should_stop)
 
-        per_view, summary, _ = evaluate_model(new_model, refs, ref_depths, cams, features)
+        per_view, summary, _ = evaluate_model(new_model, refs, ref_depths, cams, features, device)
         kept = new_model is not model
         if kept and keep_best:
-            old_view, old_summary, _ = evaluate_model(model, refs, ref_depths, cams, features)
+            old_view, old_summary, _ = evaluate_model(model, refs, ref_depths, cams, features, device)
             if old_summary["overall_quality"] >= summary["overall_quality"]:  # type: ignore[operator]
                 new_model, per_view, summary, kept = model.clone(), old_view, old_summary, False
         if new_model is model:

@@ -12,10 +12,11 @@ CONTRACT (the API, jobs and CLI code against these names):
     report = runner.run_all(project_id, iterations=3)        # everything; used by the CLI
 
 Each stage skips itself when its outputs are already recorded (resume after a crash).
-Progress (DESIGN §4): preprocessing 10, multiview 10->40, depth 40->60, reconstruct 60->70,
-refining 70->95, exporting 95->100; never decreasing within a run.
+Progress (``glimpse3d.domain.STAGES``): preprocessing 10, multiview 10->40, depth 40->60,
+reconstruct 60->70, refining 70->95, exporting 95->100; never decreasing within a run.
 ``on_progress(event: ProgressEvent)`` is called after each step; ``should_cancel()`` is polled
-between steps and raises ``glimpse3d.errors.Cancelled``.
+between steps and raises ``glimpse3d.errors.Cancelled``. The runner writes progress only: a
+failure or a cancellation is raised and recorded by the caller (``glimpse3d.jobs.outcomes``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import numpy as np
 from PIL import Image
 
 from glimpse3d.config import Settings, get_settings
+from glimpse3d.domain import NUM_VIEWS, STAGES
 from glimpse3d.errors import Cancelled, UserError, WrongState
 from glimpse3d.pipeline.backends import load_backend, resolve_strength
 from glimpse3d.splat.cameras import Camera, syncdreamer_cameras
@@ -51,16 +53,6 @@ from glimpse3d.storage.base import (
 
 log = logging.getLogger(__name__)
 
-NUM_VIEWS = 16
-# (status, start %, end %) per stage, DESIGN §4
-STAGES: dict[str, tuple[str, float, float]] = {
-    "preprocess": ("preprocessing", 0.0, 10.0),
-    "multiview": ("multiview_generating", 10.0, 40.0),
-    "depth": ("depth_estimating", 40.0, 60.0),
-    "reconstruct": ("reconstructing", 60.0, 70.0),
-    "refine": ("refining", 70.0, 95.0),
-    "export": ("exporting", 95.0, 100.0),
-}
 GENERATE_EXPORTS = ("ply", "splat")
 # refinement stops early once overall quality (in [0,1]) rises by less than this
 CONVERGENCE_DELTA = 0.001
@@ -68,7 +60,7 @@ CONVERGENCE_DELTA = 0.001
 
 @dataclass
 class ProgressEvent:
-    """One progress update: DESIGN §4 status, a step label and the percentage (0-100)."""
+    """One progress update: a project status (``glimpse3d.domain``), a step label and the percentage (0-100)."""
 
     project_id: str
     status: str
@@ -213,9 +205,10 @@ class PipelineRunner:
             self._complete(project_id)
         return self.report(project_id, total_seconds=time.perf_counter() - started)
 
-    def run_job(self, project_id: str, job: dict[str, Any]) -> None:
+    def run_job(self, project_id: str, job: dict[str, Any]) -> dict[str, Any] | None:
         """Run a queued job dict: {"kind": "generate"} | {"kind": "refine", "iterations": n,
-        "strength": s, "until_iteration": k} | {"kind": "run", "iterations": n}."""
+        "strength": s, "until_iteration": k} | {"kind": "run", "iterations": n}.
+        Returns the report for a ``run`` job, else None."""
         kind = job.get("kind")
         if kind == "generate":
             self.generate(project_id)
@@ -223,9 +216,10 @@ class PipelineRunner:
             self.refine(project_id, job.get("iterations"), job.get("strength"),
                         until_iteration=job.get("until_iteration"))
         elif kind == "run":
-            self.run_all(project_id, job.get("iterations"), job.get("strength"))
+            return self.run_all(project_id, job.get("iterations"), job.get("strength"))
         else:
             raise UserError(f"unknown job kind {kind!r}")
+        return None
 
     def export(self, project_id: str, fmt: str, version: int | None = None) -> tuple[str, str]:
         """Make (or reuse) an export of ``version`` (default latest); returns (bucket, key)."""
@@ -284,23 +278,11 @@ class PipelineRunner:
 
     @contextmanager
     def _guard(self, pid: str) -> Iterator[None]:
-        """Record failure/cancellation on the project row, then re-raise."""
+        """Check that the project exists, then run the body. A failure or a cancellation is
+        raised as is and leaves the row as it was: the caller records the outcome
+        (``glimpse3d.jobs.outcomes.run_and_record``)."""
         self.repo.get_project(pid)  # ProjectNotFound early
-        try:
-            yield
-        except Cancelled:
-            self.repo.update_project(pid, status="cancelled", current_step="cancelled", job=None)
-            if self.on_progress is not None:
-                self.on_progress(ProgressEvent(pid, "cancelled", "cancelled", -1, "cancelled"))
-            raise
-        except Exception as exc:
-            message = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
-            if not isinstance(exc, UserError):
-                log.exception("project %s failed", pid)
-            self.repo.update_project(pid, status="failed", error_message=message[:2000])
-            if self.on_progress is not None:
-                self.on_progress(ProgressEvent(pid, "failed", "failed", -1, message))
-            raise
+        yield
 
     @contextmanager
     def _timed(self, stage: str) -> Iterator[None]:
@@ -438,7 +420,7 @@ class PipelineRunner:
             base = default_train_config(self.settings.max_gaussians, seed)
             k = self.settings.train_steps / base.steps  # keep the densification schedule's shape
             config = replace(
-                base, steps=self.settings.train_steps,
+                base, steps=self.settings.train_steps, device=self.settings.device,
                 densify_from=max(1, round(base.densify_from * k)),
                 densify_until=max(2, round((base.densify_until or base.steps) * k)),
                 densify_interval=max(1, round(base.densify_interval * k)),
@@ -483,6 +465,7 @@ class PipelineRunner:
                     iteration=number, previous_quality=previous, strength=strength,
                     seed=seed + number, on_view=on_view, should_stop=self.should_cancel,
                     work_size=self.settings.view_size, convergence_threshold=CONVERGENCE_DELTA,
+                    device=self.settings.device,
                 )
                 self._check_cancel()
                 self._record_iteration(pid, number, version, result, enhancer.name)

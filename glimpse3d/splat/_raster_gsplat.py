@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from glimpse3d.splat._types import RenderOutput
 from glimpse3d.splat.cameras import Camera
 from glimpse3d.splat.gaussians import GaussianModel
 
@@ -18,8 +19,6 @@ from glimpse3d.splat.gaussians import GaussianModel
 def render_gsplat(model: GaussianModel, camera: Camera, background: torch.Tensor, sh_degree: int):  # noqa: ANN201
     """Render with ``gsplat.rasterization`` and map its outputs to ``RenderOutput``."""
     import gsplat
-
-    from glimpse3d.splat.rasterizer import RenderOutput
 
     dtype, device = model.means.dtype, model.means.device
     viewmat = torch.as_tensor(np.asarray(camera.w2c), dtype=torch.float32, device=device)[None]

@@ -29,15 +29,18 @@ import numpy as np
 import torch
 from numba import njit, prange
 
+from glimpse3d.splat._constants import ALPHA_MAX, ALPHA_MIN, TRANSMITTANCE_MIN
+from glimpse3d.splat._types import Projected
+
 if "NUMBA_THREADING_LAYER" not in os.environ:
     # The default GNU-OpenMP layer kills a process that forks after a parallel launch (API server
     # -> worker processes); "workqueue" is fork-safe, and launches are serialised below.
     numba.config.THREADING_LAYER = "workqueue"
 
 TILE = 16
-_ALPHA_MIN = 1.0 / 255.0
-_ALPHA_MAX = 0.99
-_T_MIN = 1e-4
+_ALPHA_MIN = ALPHA_MIN  # module globals: numba freezes them into the kernels
+_ALPHA_MAX = ALPHA_MAX
+_T_MIN = TRANSMITTANCE_MIN
 _NGRAD = 10  # mx, my, conic a, b, c, r, g, b, opacity, depth
 # numba's "workqueue" threading layer is not thread-safe: concurrent parallel launches from several
 # Python threads (e.g. API server + in-process worker) abort; serialise them (each uses every core).
@@ -517,7 +520,6 @@ class _ProjectGaussians(torch.autograd.Function):
 
 def project_fast(model, camera, degree: int):  # noqa: ANN001, ANN201
     """Numba version of :func:`glimpse3d.splat.rasterizer.project` (colours and opacities in torch)."""
-    from glimpse3d.splat.rasterizer import Projected
     from glimpse3d.splat.sh import sh_to_rgb
 
     width, height = int(camera.width), int(camera.height)

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-NUM_VIEWS = 16
+from glimpse3d.domain import NUM_VIEWS
+
 ELEVATION_DEG = 30.0
 AZIMUTH_STEP_DEG = 22.5
 DISTANCE = 1.5

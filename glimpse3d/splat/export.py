@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from glimpse3d.domain import EXPORT_FORMATS
 from glimpse3d.errors import UserError
 from glimpse3d.splat.gaussians import GaussianModel
 
-EXPORT_FORMATS = ("ply", "splat", "spz", "glb", "obj", "mp4")
 MEDIA_TYPES = {
     "ply": "application/octet-stream",
     "splat": "application/octet-stream",

@@ -31,10 +31,10 @@ from typing import BinaryIO
 import numpy as np
 import torch
 
+from glimpse3d.domain import MODEL_FORMATS
 from glimpse3d.errors import ModelFormatError, UserError
 from glimpse3d.splat.gaussians import SH_C0, GaussianModel, sh_degree_from_coeffs
 
-MODEL_FORMATS = ("ply", "splat", "spz")
 SPLAT_RECORD_BYTES = 32
 _SPLAT_DTYPE = np.dtype(
     [("pos", "<f4", (3,)), ("scale", "<f4", (3,)), ("rgba", "u1", (4,)), ("rot", "u1", (4,))]

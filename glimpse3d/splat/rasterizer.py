@@ -23,21 +23,20 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
 
 import torch
 
 from glimpse3d.errors import UserError
+from glimpse3d.splat._constants import ALPHA_MAX, ALPHA_MIN, TRANSMITTANCE_MIN
+from glimpse3d.splat._types import Projected, RenderOutput
 from glimpse3d.splat.cameras import Camera
+from glimpse3d.splat.device import gsplat_available
 from glimpse3d.splat.gaussians import GaussianModel
 from glimpse3d.splat.sh import MAX_SH_DEGREE, sh_to_rgb
 
 NEAR_PLANE = 0.01
 LOWPASS_DILATION = 0.3
 SIGMA_EXTENT = 3.0
-ALPHA_MIN = 1.0 / 255.0
-ALPHA_MAX = 0.99
-TRANSMITTANCE_MIN = 1e-4
 BACKENDS = ("auto", "torch", "fast", "gsplat")
 
 
@@ -45,43 +44,6 @@ class RasterizerError(UserError):
     """Bad rasterizer input (unknown backend, bad SH degree, bad camera or background)."""
 
     http_status = 422
-
-
-@dataclass
-class RenderOutput:
-    """A rendered view. All image tensors are (H,W[,C]) on the model's device and dtype.
-
-    ``rgb``: colour composited over ``background`` (black by default => premultiplied), RGB.
-    ``alpha``: accumulated opacity in [0,1].
-    ``depth``: expected camera-space z, ``sum(w_i z_i) / alpha`` where alpha > 1e-6, else 0.
-    ``visible``: (N,) bool, gaussian is in front of the near plane and its box touches the image.
-    ``radii``: (N,) float pixel radius (3 sigma) of each projected gaussian, 0 if not visible.
-    """
-
-    rgb: torch.Tensor
-    alpha: torch.Tensor
-    depth: torch.Tensor
-    visible: torch.Tensor
-    radii: torch.Tensor
-
-
-@dataclass
-class Projected:
-    """Per-gaussian screen-space quantities (all (N,...) tensors; non-visible rows are junk).
-
-    ``means2d`` pixels (u, v); ``conics`` inverse 2D covariance as (a, b, c) for
-    [[a, b], [b, c]]; ``depths`` camera z; ``colors`` RGB; ``opacities`` in (0,1);
-    ``boxes`` int64 (x0, y0, x1, y1) inclusive pixel index ranges, clipped to the image.
-    """
-
-    means2d: torch.Tensor
-    conics: torch.Tensor
-    depths: torch.Tensor
-    colors: torch.Tensor
-    opacities: torch.Tensor
-    radii: torch.Tensor
-    visible: torch.Tensor
-    boxes: torch.Tensor
 
 
 # --------------------------------------------------------------------------- projection
@@ -299,15 +261,6 @@ def composite_torch(
 
 # ------------------------------------------------------------------------------ render
 @functools.cache
-def _gsplat_available() -> bool:
-    try:
-        import gsplat  # noqa: F401
-    except Exception:  # noqa: BLE001 - any import failure means "not usable"
-        return False
-    return True
-
-
-@functools.cache
 def _fast_available() -> bool:
     try:
         import numba  # noqa: F401
@@ -322,7 +275,7 @@ def resolve_backend(backend: str, device: torch.device) -> str:
         raise RasterizerError(f"unknown rasterizer backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if backend != "auto":
         return backend
-    if device.type == "cuda" and torch.cuda.is_available() and _gsplat_available():
+    if device.type == "cuda" and torch.cuda.is_available() and gsplat_available():
         return "gsplat"
     if device.type == "cpu" and _fast_available():
         return "fast"
@@ -359,7 +312,7 @@ def render(
     if background.shape != (3,):
         raise RasterizerError(f"background must be an RGB triple of shape (3,), got {tuple(background.shape)}")
     if which == "gsplat":
-        if not (device.type == "cuda" and torch.cuda.is_available() and _gsplat_available()):
+        if not (device.type == "cuda" and torch.cuda.is_available() and gsplat_available()):
             raise RasterizerError(
                 "the gsplat backend needs a CUDA GPU, the gsplat package and the model on the GPU; "
                 "use backend='fast' or 'torch' on CPU"

@@ -24,9 +24,15 @@ gradient is rotated into the camera and its x,y part is scaled by ``z / f`` (the
 the projection Jacobian), then by ``width / 2`` as in 3DGS's NDC units, so
 ``grad_threshold`` is comparable with 3DGS's 0.0002.
 
-Determinism: all randomness comes from one ``torch.Generator`` seeded with ``config.seed``
-(after ``torch.manual_seed``), so the same inputs and seed give identical tensors on the
-same machine and thread count.
+Device: ``config.device`` (``auto`` | ``cpu`` | ``cuda[:N]``, see
+:func:`glimpse3d.splat.device.splat_device`): with a CUDA GPU and gsplat, ``auto`` trains on
+the GPU through ``gsplat.rasterization``; otherwise on the CPU with the numba kernel. The
+returned model is always on the CPU.
+
+Determinism: all randomness comes from one CPU ``torch.Generator`` seeded with
+``config.seed`` (after ``torch.manual_seed``), so the same inputs and seed give identical
+tensors on the same machine and thread count (on a GPU, up to the order of gsplat's atomic
+gradient sums).
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ import torch.nn.functional as F  # noqa: N812 - conventional alias
 
 from glimpse3d.errors import Cancelled, UserError
 from glimpse3d.splat.cameras import Camera
+from glimpse3d.splat.device import splat_device
 from glimpse3d.splat.gaussians import GaussianModel
 from glimpse3d.splat.losses import l1, photometric_loss
 from glimpse3d.splat.rasterizer import quat_to_rotmat, render
@@ -94,6 +101,7 @@ class TrainConfig:
     seed: int = 0
     scene_extent: float | None = None
     backend: str = "auto"
+    device: str = "auto"  # auto | cpu | cuda[:N] (glimpse3d.splat.device.splat_device)
     progress_interval: int = 10  # on_step is called every this many steps and at the end
     torch_threads: int | None = 1  # intra-op threads while training (None = leave as is)
 
@@ -174,10 +182,12 @@ class _Adam:
         self.b1, self.b2 = betas
         self.eps = eps
         self.t = 0
-        # Moments in float64: tiny float32 gradients squared become denormals, which are
-        # extremely slow on CPUs.
-        self.m = {k: torch.zeros_like(v, dtype=torch.float64) for k, v in params.items()}
-        self.v = {k: torch.zeros_like(v, dtype=torch.float64) for k, v in params.items()}
+        # Moments in float64 on the CPU: tiny float32 gradients squared become denormals,
+        # which are extremely slow there (GPUs flush them; float64 is slow on most GPUs).
+        on_cpu = next(iter(params.values())).device.type == "cpu"
+        self.moment_dtype = torch.float64 if on_cpu else torch.float32
+        self.m = {k: torch.zeros_like(v, dtype=self.moment_dtype) for k, v in params.items()}
+        self.v = {k: torch.zeros_like(v, dtype=self.moment_dtype) for k, v in params.items()}
 
     @torch.no_grad()
     def step(self) -> None:
@@ -188,7 +198,7 @@ class _Adam:
             lr = self.lrs[k]
             if p.grad is None or (isinstance(lr, float) and lr == 0.0):
                 continue
-            g = p.grad.to(torch.float64)
+            g = p.grad.to(self.moment_dtype)
             self.m[k].mul_(self.b1).add_(g, alpha=1.0 - self.b1)
             self.v[k].mul_(self.b2).addcmul_(g, g, value=1.0 - self.b2)
             update = self.m[k] / (self.v[k] / c2).sqrt_().add_(self.eps)
@@ -256,12 +266,13 @@ def _train(
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
 
+    device = splat_device(cfg.device)
     prepared = [prepare_target(img, cam, cfg.image_size) for cam, img in targets]
     cams = [c for c, _ in prepared]
-    images = [img for _, img in prepared]
+    images = [img.to(device) for _, img in prepared]
     extent = float(cfg.scene_extent) if cfg.scene_extent else scene_extent([c for c, _ in targets])
 
-    base = model.detach().to("cpu").map(lambda t: t.to(torch.float32))
+    base = model.detach().to(device).map(lambda t: t.to(torch.float32))
     if base.num_gaussians > cfg.max_gaussians:  # enforce the budget from the start
         keep = torch.argsort(base.opacity_logits, descending=True, stable=True)[: cfg.max_gaussians]
         base = base.select(torch.sort(keep).values)
@@ -278,16 +289,17 @@ def _train(
     lrs = {k: v * cfg.lr_scale for k, v in lrs.items()}
     opt_lrs: dict[str, float | torch.Tensor] = dict(lrs)
     if params["sh"].shape[1] > 1:  # rest coefficients get their own (smaller) rate
-        sh_lr = torch.full((1, params["sh"].shape[1], 1), sh_rest_lr * cfg.lr_scale)
+        sh_lr = torch.full((1, params["sh"].shape[1], 1), sh_rest_lr * cfg.lr_scale, device=device)
         sh_lr[:, 0] = lrs["sh"]
         opt_lrs["sh"] = sh_lr
     opt = _Adam(params, opt_lrs)
 
     n = base.num_gaussians
-    grad_accum = torch.zeros(n)
-    grad_count = torch.zeros(n)
+    grad_accum = torch.zeros(n, device=device)
+    grad_count = torch.zeros(n, device=device)
     densify_until = cfg.densify_until if cfg.densify_until is not None else int(0.7 * cfg.steps)
-    fixed_bg = {"black": torch.zeros(3), "white": torch.ones(3)}.get(cfg.background)
+    fixed_bg = {"black": torch.zeros(3, device=device),
+                "white": torch.ones(3, device=device)}.get(cfg.background)
     order: list[int] = []
     losses: list[float] = []
     added = pruned = 0
@@ -301,8 +313,8 @@ def _train(
         if lr_means0 > 0 and lr_means1 > 0:
             opt.lrs["means"] = math.exp((1 - frac) * math.log(lr_means0) + frac * math.log(lr_means1))
         model_t = _model_of(params)
-        total_loss = torch.zeros(())
-        seen = torch.zeros(params["means"].shape[0], dtype=torch.bool)
+        total_loss = torch.zeros((), device=device)
+        seen = torch.zeros(params["means"].shape[0], dtype=torch.bool, device=device)
         view_ids = []
         for _ in range(cfg.views_per_step):
             if not order:
@@ -310,7 +322,7 @@ def _train(
             view_ids.append(order.pop())
         for vid in view_ids:
             cam, target = cams[vid], images[vid]
-            bg = torch.rand(3, generator=gen) if fixed_bg is None else fixed_bg
+            bg = torch.rand(3, generator=gen).to(device) if fixed_bg is None else fixed_bg
             out = render(model_t, cam, background=bg, backend=cfg.backend)
             alpha_t = target[..., 3]
             target_rgb = target[..., :3] + (1.0 - alpha_t)[..., None] * bg
@@ -327,9 +339,10 @@ def _train(
         if do_densify and params["means"].grad is not None:
             with torch.no_grad():
                 cam = cams[view_ids[-1]]
-                rot = torch.as_tensor(cam.w2c[:3, :3], dtype=torch.float32)
+                rot = torch.as_tensor(cam.w2c[:3, :3], dtype=torch.float32, device=device)
+                shift = torch.as_tensor(cam.w2c[:3, 3], dtype=torch.float32, device=device)
                 g_cam = params["means"].grad @ rot.T
-                z = (params["means"].detach() @ rot.T + torch.as_tensor(cam.w2c[:3, 3], dtype=torch.float32))[:, 2]
+                z = (params["means"].detach() @ rot.T + shift)[:, 2]
                 z = z.clamp_min(1e-3)
                 g_u = g_cam[:, 0] * z / cam.fx * (0.5 * cam.width)
                 g_v = g_cam[:, 1] * z / cam.fy * (0.5 * cam.height)
@@ -344,8 +357,8 @@ def _train(
             added += a
             pruned += p
             n = params["means"].shape[0]
-            grad_accum = torch.zeros(n)
-            grad_count = torch.zeros(n)
+            grad_accum = torch.zeros(n, device=device)
+            grad_count = torch.zeros(n, device=device)
         if cfg.opacity_reset_interval and step % cfg.opacity_reset_interval == 0 and step < densify_until:
             with torch.no_grad():
                 cap = math.log(0.01 / 0.99)
@@ -355,7 +368,7 @@ def _train(
         if on_step is not None and (step % max(cfg.progress_interval, 1) == 0 or step == cfg.steps):
             on_step(step, cfg.steps)
 
-    result = _model_of({k: v.detach().clone() for k, v in params.items()})
+    result = _model_of({k: v.detach().to("cpu", copy=True) for k, v in params.items()})
     tail = losses[-max(1, len(losses) // 10):] if losses else []
     stats = {
         "final_loss": float(sum(tail) / len(tail)) if tail else float("nan"),
@@ -365,6 +378,7 @@ def _train(
         "densified": added,
         "pruned": pruned,
         "image_size": cfg.image_size,
+        "device": str(device),
         "seconds": time.perf_counter() - t_start,
     }
     return result, stats
@@ -397,7 +411,7 @@ def _densify_and_prune(
     if idx.numel() > room:
         top = torch.argsort(avg[idx], descending=True, stable=True)[: max(room, 0)]
         idx = torch.sort(idx[top]).values
-    chosen = torch.zeros(n, dtype=torch.bool)
+    chosen = torch.zeros(n, dtype=torch.bool, device=avg.device)
     chosen[idx] = True
     small = max_scale <= cfg.percent_dense * extent
     clone = chosen & small
@@ -412,7 +426,7 @@ def _densify_and_prune(
         ns = int(split.sum())
         scales = torch.exp(params["log_scales"].detach()[split])
         rot = quat_to_rotmat(params["quats"].detach()[split])
-        samples = torch.randn(2, ns, 3, generator=gen) * scales[None]
+        samples = torch.randn(2, ns, 3, generator=gen).to(scales.device) * scales[None]
         offsets = torch.einsum("nij,knj->kni", rot, samples).reshape(2 * ns, 3)
         means = params["means"].detach()[split].repeat(2, 1) + offsets
         new_parts["means"].append(means)

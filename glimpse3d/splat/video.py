@@ -16,6 +16,7 @@ import torch
 
 from glimpse3d.errors import UserError
 from glimpse3d.splat.cameras import orbit_camera
+from glimpse3d.splat.device import splat_device
 from glimpse3d.splat.gaussians import GaussianModel
 
 MAX_FRAMES = 1440
@@ -35,14 +36,16 @@ def turntable_frames(
     elevation: float = 20.0,
     distance: float = 1.5,
     background: tuple[float, float, float] = (1.0, 1.0, 1.0),
+    device: str = "auto",
 ) -> Iterator[np.ndarray]:
-    """Yield ``frames`` uint8 RGB images (size, size, 3) of the model orbiting at ``elevation``."""
+    """Yield ``frames`` uint8 RGB images (size, size, 3) of the model orbiting at ``elevation``,
+    rendered on :func:`~glimpse3d.splat.device.splat_device` of ``device`` (gsplat on CUDA)."""
     from glimpse3d.splat.rasterizer import render
 
+    model = model.detach().to(splat_device(device))
     bg = torch.as_tensor(background, dtype=model.means.dtype, device=model.device)
     if bg.shape != (3,) or not bool(((bg >= 0) & (bg <= 1)).all()):
         raise VideoError(f"background must be three numbers in [0,1], got {background!r}")
-    model = model.detach()
     for k in range(frames):
         camera = orbit_camera(elevation, 360.0 * k / frames, distance, size)
         with torch.no_grad():
@@ -60,6 +63,7 @@ def render_turntable(
     distance: float = 1.5,
     fps: int = 24,
     background: tuple[float, float, float] = (1.0, 1.0, 1.0),
+    device: str = "auto",
 ) -> int:
     """Write an H.264 (yuv420p) turntable ``.mp4`` to ``path``; returns bytes written.
 
@@ -90,7 +94,8 @@ def render_turntable(
             ffmpeg_log_level="error",
             output_params=["-movflags", "+faststart"],
         ) as writer:
-            for frame in turntable_frames(model, int(frames), int(size), elevation, distance, background):
+            for frame in turntable_frames(model, int(frames), int(size), elevation, distance,
+                                          background, device):
                 writer.append_data(frame)
         tmp.replace(out)
     finally:

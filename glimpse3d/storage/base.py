@@ -1,4 +1,4 @@
-"""The storage interface and the key layout of DESIGN §5.
+"""The storage interface and the key layout of the six buckets (names in ``glimpse3d.domain``).
 
 Rows in the database store ``(bucket, key)`` pairs, never absolute URLs; URLs are made on
 the way out by :meth:`Storage.url`.
@@ -11,15 +11,17 @@ import re
 from pathlib import Path
 from typing import BinaryIO, Protocol, runtime_checkable
 
+# the bucket names belong to the domain vocabulary; re-exported for storage users
+from glimpse3d.domain import (  # noqa: F401
+    BUCKETS,
+    DEPTH,
+    ENHANCED,
+    MODELS,
+    MULTIVIEW,
+    PROCESSED,
+    UPLOADS,
+)
 from glimpse3d.errors import UserError
-
-UPLOADS = "project-uploads"
-PROCESSED = "processed-images"
-MULTIVIEW = "multiview-images"
-DEPTH = "depth-maps"
-ENHANCED = "enhanced-views"
-MODELS = "3d-models"
-BUCKETS: tuple[str, ...] = (UPLOADS, PROCESSED, MULTIVIEW, DEPTH, ENHANCED, MODELS)
 
 # Content types of the artifacts that ``mimetypes`` does not know everywhere.
 for _ext, _type in {

@@ -45,20 +45,3 @@ def make_client(api_settings: Callable[..., Any]) -> Iterator[Callable[..., Test
 def client(make_client: Callable[..., TestClient]) -> TestClient:
     """An app whose job worker is NOT started: jobs stay queued (no pipeline runs)."""
     return make_client()
-
-
-@pytest.fixture
-def fast_pipeline(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Shorter 3DGS training for pipeline runs in tests (40 steps at 64 px instead of the
-    default 300 at 128 px); everything else runs unchanged."""
-    from dataclasses import replace
-
-    import glimpse3d.pipeline.reconstruct as reconstruct
-
-    original = reconstruct.default_train_config
-
-    def short(max_gaussians: int, seed: int) -> Any:
-        return replace(original(max_gaussians, seed), steps=40, image_size=64,
-                       densify_from=10, densify_until=30, densify_interval=10)
-
-    monkeypatch.setattr(reconstruct, "default_train_config", short)

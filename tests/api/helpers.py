@@ -14,16 +14,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-TERMINAL = ("completed", "failed", "cancelled")
-
-#: Settings that keep a pipeline run short on 2 CPU cores.
-FAST = dict(
-    view_size=64,
-    max_gaussians=1000,
-    refine_iterations=1,
-    export_formats=["ply"],
-    cleanup_interval_minutes=0,
-)
+from glimpse3d.domain import TERMINAL_STATUSES as TERMINAL
+from tests.utils.settings import FAST  # noqa: F401 - the one fast preset, re-exported
 
 
 def disc_photo(size: int = 512, fmt: str = "PNG", exif_orientation: int | None = None,

@@ -228,7 +228,7 @@ def test_none_mode_serves_loopback_only(tmp_path) -> None:
 
 def test_none_mode_projects_belong_to_the_local_owner(ident_settings) -> None:
     from glimpse3d.api.app import create_app
-    from glimpse3d.db.models import LOCAL_OWNER
+    from glimpse3d.domain import LOCAL_OWNER
 
     app = create_app(ident_settings(), start_worker=False)
     ctx = app.state.ctx

@@ -36,7 +36,7 @@ def _sse_collector(base: str, pid: str, out: list[dict], stop: threading.Event) 
                 current[k] = json.loads(v) if k == "data" else v
 
 
-def test_end_to_end_with_a_restart_in_the_middle(api_settings, fast_pipeline) -> None:
+def test_end_to_end_with_a_restart_in_the_middle(api_settings) -> None:
     from glimpse3d.api.app import create_app
 
     settings = api_settings()

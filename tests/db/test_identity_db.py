@@ -12,8 +12,8 @@ from glimpse3d.auth import AuthError
 from glimpse3d.auth.keys import create_key, hash_key, identify
 from glimpse3d.db.engine import make_engine
 from glimpse3d.db.migrate import alembic_config, upgrade
-from glimpse3d.db.models import LOCAL_OWNER
 from glimpse3d.db.repository import ProjectNotFound, open_repository
+from glimpse3d.domain import LOCAL_OWNER
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -66,7 +66,7 @@ def test_api_keys_hashed_revocable(db_url) -> None:
 
 
 def test_owned_projects_and_requester_count(db_url) -> None:
-    from glimpse3d.jobs.base import db_active_count, record_queued_job
+    from glimpse3d.jobs.outcomes import db_active_count, record_queued_job
 
     repo = open_repository(db_url)
     try:

@@ -104,7 +104,7 @@ def test_cleanup_command_through_the_cli(tmp_path, monkeypatch) -> None:
         assert repo.list_projects()[1] == 2
         res = runner.invoke(app, ["cleanup", "--older-than", "12h"])
         assert res.exit_code == 0 and f"deleted {old}" in res.output
-        assert "deleted 1 project(s) older than 12h" in res.output
+        assert "deleted 1 project(s) (older than 12h, interrupted deletes, orphan files)" in res.output
         assert [p["id"] for p in repo.list_projects()[0]] == [new]
         res = runner.invoke(app, ["cleanup", "--older-than", "soon"])
         assert res.exit_code == 2 and "cannot read the age" in res.output
@@ -136,8 +136,8 @@ def test_cleanup_skips_recorded_jobs_and_sweeps_orphans_and_interrupted_deletes(
     """Without a queue (``glimpse3d cleanup`` in another process) a job recorded on the row
     still protects its project; files whose project has no row go; deletes that began are
     finished; the storage health probe's prefix is left alone."""
-    from glimpse3d.jobs.base import record_queued_job
     from glimpse3d.jobs.cleanup import cleanup_projects, orphan_project_ids
+    from glimpse3d.jobs.outcomes import record_queued_job
 
     repo, storage = repo_and_storage
     running, old, kept, half_deleted = (_project_with_files(repo, storage, n)

@@ -13,8 +13,10 @@ import numpy as np
 import pytest
 
 from glimpse3d.errors import UserError, WrongState
-from glimpse3d.jobs.base import JobQueue, interrupted_jobs, make_queue, validate_job
+from glimpse3d.jobs.base import JobQueue, validate_job
+from glimpse3d.jobs.factory import make_queue
 from glimpse3d.jobs.inline import InlineQueue
+from glimpse3d.jobs.outcomes import interrupted_jobs
 from glimpse3d.splat.cameras import syncdreamer_cameras
 from glimpse3d.splat.formats import model_to_bytes
 from glimpse3d.splat.gaussians import GaussianModel

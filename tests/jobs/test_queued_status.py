@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from glimpse3d.db.repository import open_repository
-from glimpse3d.jobs.base import record_queued_job
+from glimpse3d.jobs.outcomes import record_queued_job
 
 
 def test_refine_after_completion_is_not_reported_completed(sqlite_url):

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from glimpse3d.pipeline import synthetic as S
 from glimpse3d.pipeline.backends import DepthResult
 from glimpse3d.pipeline.depth import ClassicDepth, depth_heatmap, depth_stats
 from glimpse3d.pipeline.multiview import ClassicMultiview
 from glimpse3d.pipeline.preprocess import preprocess_image, validate_image
 from glimpse3d.splat.cameras import orbit_camera, syncdreamer_cameras
+from glimpse3d.testing import synthetic as S
 
 
 def _sphere_depth(cam, centre: np.ndarray, radius: float) -> np.ndarray:

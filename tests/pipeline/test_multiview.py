@@ -8,10 +8,10 @@ import cv2
 import numpy as np
 import pytest
 
-from glimpse3d.pipeline import synthetic as S
 from glimpse3d.pipeline.multiview import ClassicMultiview, Proxy, build_proxy, render_proxy
 from glimpse3d.pipeline.preprocess import preprocess_image, validate_image
 from glimpse3d.splat.cameras import orbit_camera, syncdreamer_cameras
+from glimpse3d.testing import synthetic as S
 
 HELD_OUT = [2, 5, 8, 12]  # azimuths 45°, 112.5°, 180°, 270°
 # measured worst held-out IoU of these four views: sphere 0.985, cylinder 0.99, mug 0.937,

@@ -13,7 +13,6 @@ from PIL import Image
 from skimage import data as skdata
 
 from glimpse3d.errors import ImageValidationError, UserError
-from glimpse3d.pipeline import synthetic as S
 from glimpse3d.pipeline.preprocess import (
     BLUR_THRESHOLD,
     ClassicSegmenter,
@@ -22,6 +21,7 @@ from glimpse3d.pipeline.preprocess import (
     preprocess_image,
     validate_image,
 )
+from glimpse3d.testing import synthetic as S
 
 
 def _encode(arr: np.ndarray, fmt: str = "PNG", **kw) -> bytes:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from glimpse3d.pipeline import synthetic as S
 from glimpse3d.pipeline.multiview import ClassicMultiview, build_proxy, proxy_field
 from glimpse3d.pipeline.prism import (
     fit_prism,
@@ -15,6 +14,7 @@ from glimpse3d.pipeline.prism import (
     vertical_vanishing_point,
 )
 from glimpse3d.splat.cameras import orbit_camera
+from glimpse3d.testing import synthetic as S
 
 SIZE = 256
 

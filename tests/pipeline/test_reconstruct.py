@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from glimpse3d.pipeline import synthetic as S
 from glimpse3d.pipeline.reconstruct import (
     ReconstructionError,
     backproject,
@@ -18,6 +17,7 @@ from glimpse3d.pipeline.reconstruct import (
     voxel_downsample,
 )
 from glimpse3d.splat.cameras import syncdreamer_cameras
+from glimpse3d.testing import synthetic as S
 
 SIZE = 64
 

@@ -10,7 +10,6 @@ import torch
 
 from glimpse3d.config import Settings
 from glimpse3d.errors import Cancelled
-from glimpse3d.pipeline import synthetic as S
 from glimpse3d.pipeline.backends import load_backend
 from glimpse3d.pipeline.metrics import ClassicFeatures
 from glimpse3d.pipeline.reconstruct import default_train_config, reconstruct
@@ -23,6 +22,7 @@ from glimpse3d.pipeline.refine import (
     refine_iteration,
 )
 from glimpse3d.splat.cameras import syncdreamer_cameras
+from glimpse3d.testing import synthetic as S
 
 SIZE = 64
 METRIC_KEYS = {"psnr", "ssim", "lpips", "depth_consistency", "feature_consistency", "overall_quality"}

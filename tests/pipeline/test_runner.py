@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from glimpse3d.cli import app
 from glimpse3d.config import get_settings
 from glimpse3d.errors import Cancelled
+from glimpse3d.jobs.outcomes import run_and_record
 from glimpse3d.pipeline.runner import PipelineRunner, ProgressEvent
 from glimpse3d.storage.base import DEPTH, ENHANCED, MODELS, MULTIVIEW, PROCESSED, UPLOADS
 
@@ -95,8 +96,8 @@ def test_interrupted_run_resumes_without_duplicates(make_settings, sqlite_url, t
     # "crash" during the depth stage: the cancel flag trips once 5 depth maps are done
     crash = PipelineRunner(repo, storage, settings,
                            should_cancel=lambda: len(repo.list_depth_maps(pid)) >= 5)
-    with pytest.raises(Cancelled):
-        crash.run_all(pid, iterations=1)
+    with pytest.raises(Cancelled):  # the runner raises; the outcome is recorded by jobs
+        run_and_record(crash, pid, {"kind": "run", "iterations": 1}, reraise=True)
     assert repo.get_project(pid)["status"] == "cancelled"
     assert len(repo.list_views(pid)) == 16
     assert 5 <= len(repo.list_depth_maps(pid)) < 16

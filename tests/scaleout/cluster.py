@@ -26,6 +26,8 @@ import numpy as np
 import psycopg
 from PIL import Image
 
+from tests.utils.settings import fast_env
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PROJECT_LOCK_NAMESPACE = 0x6733_6431  # glimpse3d.jobs.distributed.PROJECT_LOCK_NAMESPACE
 
@@ -104,11 +106,7 @@ class Cluster:
             "GLIMPSE3D_S3_SECRET_ACCESS_KEY": "testing",
             "GLIMPSE3D_S3_REGION": "us-east-1",
             "GLIMPSE3D_QUEUE": "procrastinate",
-            "GLIMPSE3D_VIEW_SIZE": "64",
-            "GLIMPSE3D_MAX_GAUSSIANS": "1000",
-            "GLIMPSE3D_REFINE_ITERATIONS": "1",
-            "GLIMPSE3D_EXPORT_FORMATS": json.dumps(["ply", "splat"]),
-            "GLIMPSE3D_CLEANUP_INTERVAL_MINUTES": "0",
+            **fast_env(),
             "GLIMPSE3D_WORKER_HEARTBEAT_SECONDS": "0.5",
             "GLIMPSE3D_WORKER_STALLED_SECONDS": "5",
             "GLIMPSE3D_WORKER_POLL_SECONDS": "0.5",

@@ -7,14 +7,7 @@ from typing import Any
 
 import pytest
 
-#: settings that keep a pipeline run short on 2 CPU cores
-FAST: dict[str, Any] = dict(
-    view_size=64,
-    max_gaussians=1000,
-    refine_iterations=1,
-    export_formats=["ply", "splat"],
-    cleanup_interval_minutes=0,
-)
+from tests.utils.settings import FAST
 
 
 @pytest.fixture
@@ -32,8 +25,8 @@ def pq_settings(pg_url: str, make_settings: Callable[..., Any]) -> Callable[...,
 def pq(pq_settings: Callable[..., Any], tmp_path: Any) -> Iterator[tuple[Any, Any, Any]]:
     """(settings, repo, ProcrastinateQueue) on a fresh database (local storage); started."""
     from glimpse3d.db.repository import open_repository
-    from glimpse3d.jobs.base import make_queue
     from glimpse3d.jobs.distributed import ProcrastinateQueue
+    from glimpse3d.jobs.factory import make_queue
     from glimpse3d.storage.local import LocalStorage
 
     settings = pq_settings()

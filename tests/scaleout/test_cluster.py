@@ -201,7 +201,7 @@ def test_cancel_running_job_and_graceful_worker_shutdown(
     from glimpse3d.db.repository import open_repository
     from glimpse3d.jobs.distributed import ProcrastinateQueue
     from glimpse3d.pipeline.runner import PipelineRunner
-    from tests.scaleout.conftest import FAST
+    from tests.utils.settings import FAST
 
     prefix = f"t{uuid.uuid4().hex[:10]}-"
     storage = s3_storage_factory(prefix=prefix)

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from glimpse3d.errors import UserError, WrongState
 from glimpse3d.jobs import distributed as d
+from glimpse3d.jobs.distributed.worker import _is_transient
 
 
 def _pg(settings: Any, sql: str, *args: Any) -> list[tuple[Any, ...]]:
@@ -171,7 +172,7 @@ def test_lost_connection_is_transient(pq: tuple[Any, Any, Any]) -> None:
         _pg(settings, "SELECT pg_terminate_backend(%s)", backend)
         with pytest.raises(psycopg.Error) as direct:
             victim.execute("SELECT 1")
-    assert d._is_transient(direct.value)
+    assert _is_transient(direct.value)
     # the same through SQLAlchemy (a pooled connection killed while checked out)
     import sqlalchemy as sa
 
@@ -180,11 +181,11 @@ def test_lost_connection_is_transient(pq: tuple[Any, Any, Any]) -> None:
         _pg(settings, "SELECT pg_terminate_backend(%s)", pid)
         with pytest.raises(sa.exc.DBAPIError) as wrapped:
             conn.execute(sa.text("SELECT 1"))
-    assert d._is_transient(wrapped.value)
+    assert _is_transient(wrapped.value)
     try:
         raise RuntimeError("stage failed") from ValueError("bad pixel")
     except RuntimeError as exc:
-        assert not d._is_transient(exc)
+        assert not _is_transient(exc)
     assert repo.get_project(repo.create_project("after")["id"])["name"] == "after"  # pool heals
 
 

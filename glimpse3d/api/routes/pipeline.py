@@ -16,7 +16,7 @@ from glimpse3d.api.schemas import ExportFormat, JobAccepted
 from glimpse3d.api.security import Caller
 from glimpse3d.api.views import forget_status
 from glimpse3d.auth import Identity
-from glimpse3d.pipeline.backends import STRENGTH_PRESETS
+from glimpse3d.pipeline.ports import STRENGTH_PRESETS
 from glimpse3d.splat.export import MEDIA_TYPES
 
 router = APIRouter(tags=["pipeline"])

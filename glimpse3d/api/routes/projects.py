@@ -13,7 +13,7 @@ from fastapi.responses import StreamingResponse
 from glimpse3d.api.deps import ApiContext, get_ctx
 from glimpse3d.api.errors import ApiError, error_responses
 from glimpse3d.api.events import event_id, is_terminal, project_events
-from glimpse3d.api.photo import EXTENSIONS, probe_photo, strip_metadata
+from glimpse3d.api.photo import probe_photo, strip_metadata
 from glimpse3d.api.schemas import (
     CancelResponse,
     ProjectList,
@@ -23,7 +23,6 @@ from glimpse3d.api.schemas import (
 from glimpse3d.api.security import Caller, StreamCaller, client_address
 from glimpse3d.api.uploads import read_upload, sniff_image_format
 from glimpse3d.api.views import event_snapshot, forget_status, list_item, status_json
-from glimpse3d.jobs.base import mark_job_finished
 from glimpse3d.jobs.cleanup import delete_project_everywhere
 
 router = APIRouter(tags=["projects"])
@@ -98,8 +97,6 @@ async def upload(request: Request, ctx: Ctx, caller: Caller) -> UploadResponse:
     if fmt is None:
         raise ApiError(415, "not an image: send a PNG, JPEG or WebP photo")
     pil_format, _w, _h = probe_photo(form.data)  # header only: no decode yet
-    if pil_format not in EXTENSIONS:
-        raise ApiError(415, "not a supported image: send a PNG, JPEG or WebP photo")
     data = form.data if ctx.settings.keep_photo_metadata else strip_metadata(form.data, pil_format)
     filename = form.filename or f"upload.{fmt}"
     async with ctx.decodes.hold():
@@ -199,11 +196,9 @@ async def delete_project(project_id: str, ctx: Ctx, caller: Caller) -> Response:
     responses=error_responses(401, 404, 409),
 )
 def cancel(project_id: str, ctx: Ctx, caller: Caller) -> CancelResponse:
-    project = ctx.project_of(caller, project_id)
+    ctx.project_of(caller, project_id)  # 404 first (another owner's project too)
     if not ctx.queue.cancel(project_id):
-        if not project.get("job"):
-            raise ApiError(409, "no job is queued or running for this project")
-        mark_job_finished(ctx.repo, project_id, "cancelled")  # recorded, but no worker has it
+        raise ApiError(409, "no job is queued or running for this project")
     project = ctx.repo.get_project(project_id)
     return CancelResponse(
         project_id=project_id,

@@ -1,5 +1,5 @@
 """Identity: api_keys, projects.job_requester and projects.deleted_at; projects without an
-owner become the local owner's ('local', the value of ``glimpse3d.db.models.LOCAL_OWNER``
+owner become the local owner's ('local', the value of ``glimpse3d.domain.LOCAL_OWNER``
 as of this revision).
 
 Each step is skipped when its object already exists, so the revision also applies to a

@@ -9,8 +9,8 @@ const MAX_UPLOAD_BYTES = (() => {
   return Number.isFinite(v) && v > 0 ? v : 10 * 1024 * 1024;
 })();
 // The formats the API recognises from the file's content (api/uploads.py).
-const IMAGE_TYPES = ["image/png", "image/jpeg", "image/webp", "image/bmp", "image/x-ms-bmp", "image/tiff", "image/gif"];
-const IMAGE_EXT = /\.(png|jpe?g|webp|bmp|tiff?|gif)$/i;
+const IMAGE_TYPES = ["image/png", "image/jpeg", "image/webp", "image/bmp", "image/x-ms-bmp", "image/tiff"];
+const IMAGE_EXT = /\.(png|jpe?g|webp|bmp|tiff?)$/i;
 const POLL_MS = 2000;
 const LIST_POLL_MS = 3000;
 const NUM_VIEWS = 16;
@@ -178,7 +178,7 @@ function projectsPage(main) {
 
   const fileInput = h("input", {
     type: "file", id: "file-input", name: "file", class: "visually-hidden",
-    accept: "image/png,image/jpeg,image/webp,image/bmp,image/tiff,image/gif", "aria-describedby": "drop-help",
+    accept: "image/png,image/jpeg,image/webp,image/bmp,image/tiff", "aria-describedby": "drop-help",
   });
   const preview = h("img", { id: "upload-preview", class: "upload-preview", alt: "", hidden: true });
   const chosenName = h("p", { id: "chosen-file", class: "chosen-file", "aria-live": "polite" });

@@ -1,0 +1,63 @@
+"""``glimpse3d render`` and ``glimpse3d export``: work on a model file, no database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from glimpse3d.cli._common import console, handle_errors
+from glimpse3d.domain import EXPORT_FORMATS
+
+
+@handle_errors
+def render(
+    model: Annotated[Path, typer.Argument(help="A 3DGS .ply, .splat or .spz model.")],
+    elevation: Annotated[float, typer.Option(help="Camera elevation in degrees.")] = 30.0,
+    azimuth: Annotated[float, typer.Option(help="Camera azimuth in degrees.")] = 0.0,
+    distance: Annotated[float, typer.Option(help="Camera distance from the origin.")] = 1.5,
+    size: Annotated[int, typer.Option(min=16, max=4096, help="Image size in pixels.")] = 256,
+    out: Annotated[Path, typer.Option("-o", "--out", help="Output RGBA PNG.")] = Path("render.png"),
+) -> None:
+    """Render MODEL from an orbit camera to an RGBA PNG (transparent background)."""
+    from glimpse3d.splat.cameras import orbit_camera
+    from glimpse3d.splat.formats import load_model
+    from glimpse3d.splat.images import save_rgba_png
+    from glimpse3d.splat.rasterizer import render as render_model
+
+    gaussians = load_model(model)
+    camera = orbit_camera(elevation, azimuth, distance, size)
+    result = render_model(gaussians, camera)
+    save_rgba_png(out, result.rgb, result.alpha)
+    console.print(f"wrote {out}", soft_wrap=True)
+
+
+@handle_errors
+def export(
+    model: Annotated[Path, typer.Argument(help="A 3DGS .ply, .splat or .spz model.")],
+    format: Annotated[str, typer.Option("--format", "-f", help="|".join(EXPORT_FORMATS))],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Output file.")],
+    resolution: Annotated[
+        int, typer.Option(min=16, max=512, help="Mesh grid resolution (glb/obj).")
+    ] = 96,
+    frames: Annotated[int, typer.Option(min=1, max=1440, help="Video frames (mp4).")] = 48,
+    video_size: Annotated[int, typer.Option(min=16, max=2048, help="Video size, even (mp4).")] = 256,
+) -> None:
+    """Convert MODEL to another format (splat files, a coloured mesh or a turntable video)."""
+    from glimpse3d.errors import UserError
+    from glimpse3d.splat.export import export_model
+    from glimpse3d.splat.formats import load_model
+
+    fmt = format.lower().lstrip(".")
+    if fmt not in EXPORT_FORMATS:
+        raise UserError(f"unknown format {format!r}; choose one of {', '.join(EXPORT_FORMATS)}")
+    path = export_model(
+        load_model(model),
+        fmt,
+        out,
+        mesh_resolution=resolution,
+        video_frames=frames,
+        video_size=video_size,
+    )
+    console.print(f"wrote {path} ({path.stat().st_size} bytes)", soft_wrap=True)

@@ -1,0 +1,5 @@
+"""Test objects for the suite and the benchmarks (not used by the product code).
+
+``glimpse3d.testing.synthetic``: signed-distance shapes rendered as photos with known
+geometry, and the sample photos' generator.
+"""
