@@ -16,7 +16,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m glimpse3d.splat.warmup
 	touch $(STAMP)
 
-install: $(STAMP)
+# The Khronos glTF validator the tests run on every exported .glb (npm, pinned in package-lock.json).
+NODE_TOOLS := node_modules/.package-lock.json
+$(NODE_TOOLS): package.json package-lock.json
+	@command -v npm >/dev/null 2>&1 || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm)
+	npm ci --no-audit --no-fund --silent
+
+install: $(STAMP) $(NODE_TOOLS)
 
 # Debian's chromium drives the browser tests (Playwright cannot download its own here).
 chromium:
@@ -26,7 +32,7 @@ run: $(STAMP)
 	$(VENV)/bin/glimpse3d run $(SAMPLE) -o $(OUT)
 	@echo "model: $(OUT)/3d-models (see $(OUT)/report.json)"
 
-test: $(STAMP) chromium
+test: $(STAMP) $(NODE_TOOLS) chromium
 	$(VENV)/bin/ruff check glimpse3d tests benchmarks
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q -p no:cacheprovider
@@ -38,6 +44,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_rasterizer.py
 	$(PY) benchmarks/bench_pipeline.py
+	$(PY) benchmarks/bench_export.py
 
 clean:
-	rm -rf $(VENV) out .pytest_cache
+	rm -rf $(VENV) out .pytest_cache node_modules

@@ -12,6 +12,14 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from glimpse3d.domain import (
+    DEFAULT_MESH_FACES,
+    DEFAULT_TEXTURE_SIZE,
+    MAX_MESH_FACES,
+    MAX_TEXTURE_SIZE,
+    MIN_MESH_FACES,
+)
+
 StageBackend = Literal["classic", "transformers", "diffusers", "rembg", "syncdreamer"]
 
 
@@ -52,8 +60,21 @@ class Settings(BaseSettings):
     # --- pipeline
     segment_backend: str = Field("classic", description="classic | transformers | rembg")
     segment_model: str | None = Field(None, description="Model id or local dir for segmentation.")
-    multiview_backend: str = Field("classic", description="classic | diffusers | syncdreamer")
+    multiview_backend: str = Field(
+        "classic", description="classic | diffusers (Zero123) | zero123plus | syncdreamer")
     multiview_model: str | None = Field(None, description="Model id or local dir for views.")
+    multiview_pipeline: str | None = Field(
+        None, description="Zero123++ custom pipeline: dir holding pipeline.py, or a hub id.")
+    multiview_steps: int | None = Field(None, ge=1, description="Diffusion steps per view set.")
+    input_elevation: float = Field(
+        30.0, ge=-89.0, le=89.0,
+        description="Elevation (degrees) the input photo was taken at, for Zero123++/SyncDreamer.")
+    syncdreamer_dir: str | None = Field(None, description="SyncDreamer checkout (git clone).")
+    syncdreamer_python: str | None = Field(
+        None, description="Python of SyncDreamer's own environment (its venv/conda).")
+    syncdreamer_checkpoint: str | None = Field(None, description="syncdreamer-pretrain.ckpt.")
+    syncdreamer_timeout_seconds: float = Field(
+        1800.0, gt=0, description="Longest a SyncDreamer subprocess may run.")
     proxy_shape: Literal["auto", "rotational", "prism"] = Field(
         "auto", description="Classic multiview/depth shape prior: auto | rotational | prism.")
     depth_backend: str = Field("classic", description="classic | transformers")
@@ -77,9 +98,16 @@ class Settings(BaseSettings):
     train_steps: int = Field(300, ge=10, le=20000, description="Optimisation steps for v0.")
     seed: int = Field(0, description="Default random seed.")
     export_formats: list[str] = Field(
-        default_factory=lambda: ["ply", "splat", "glb", "obj", "mp4"],
+        default_factory=lambda: ["ply", "splat", "glb", "obj", "usdz", "mp4"],
         description="Formats exported at the end of a run.",
     )
+    mesh_faces: int = Field(DEFAULT_MESH_FACES, ge=MIN_MESH_FACES, le=MAX_MESH_FACES,
+                            description="Face budget of .glb/.obj/.usdz.")
+    mesh_texture_size: int = Field(
+        DEFAULT_TEXTURE_SIZE, ge=0, le=MAX_TEXTURE_SIZE,
+        description="Baked texture side in pixels (0 = per-vertex colours instead).")
+    mesh_scale: float = Field(
+        1.0, gt=0, description="Metres of the model's fit radius in .glb/.obj/.usdz.")
 
     # --- HTTP limits
     max_upload_bytes: int = Field(10 * 1024 * 1024, description="Upload size limit (bytes).")

@@ -71,8 +71,18 @@ LOCAL_OWNER = "local"
 # ------------------------------------------------------------------ file formats
 #: Gaussian-splat model files (read and written).
 MODEL_FORMATS: tuple[str, ...] = ("ply", "splat", "spz")
-#: Everything ``export`` makes: the model formats, a vertex-coloured mesh, a turntable video.
-EXPORT_FORMATS: tuple[str, ...] = (*MODEL_FORMATS, "glb", "obj", "mp4")
+#: The UV-textured mesh formats (glTF binary, OBJ + MTL + PNG zipped, USDZ for AR Quick Look).
+MESH_FORMATS: tuple[str, ...] = ("glb", "obj", "usdz")
+#: Everything ``export`` makes: the model formats, the meshes, a turntable video.
+EXPORT_FORMATS: tuple[str, ...] = (*MODEL_FORMATS, *MESH_FORMATS, "mp4")
+
+# ------------------------------------------------------------------ mesh exports
+#: Face budget of the exported meshes: default and accepted range.
+DEFAULT_MESH_FACES = 20_000
+MIN_MESH_FACES, MAX_MESH_FACES = 100, 1_000_000
+#: Side in pixels of the baked texture: default and accepted range (0 = per-vertex colours).
+DEFAULT_TEXTURE_SIZE = 1024
+MIN_TEXTURE_SIZE, MAX_TEXTURE_SIZE = 64, 4096
 
 
 @dataclass(frozen=True)

@@ -127,12 +127,13 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = True) -
     app.add_middleware(SecurityHeadersMiddleware, csp=content_security_policy(settings))
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(settings))
 
-    from glimpse3d.api.routes import auth, files, health, pipeline, projects
+    from glimpse3d.api.routes import auth, files, health, meta, pipeline, projects
 
     app.include_router(projects.router, prefix=API_PREFIX)
     app.include_router(pipeline.router, prefix=API_PREFIX)
     app.include_router(auth.router, prefix=API_PREFIX)
     app.include_router(health.router)
+    app.include_router(meta.router)
     if ctx.storage.local_path("project-uploads", "probe") is not None:
         app.include_router(files.router)
     try:

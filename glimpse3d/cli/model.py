@@ -37,26 +37,58 @@ def render(
 def export(
     model: Annotated[Path, typer.Argument(help="A 3DGS .ply, .splat or .spz model.")],
     format: Annotated[str, typer.Option("--format", "-f", help="|".join(EXPORT_FORMATS))],
-    out: Annotated[Path, typer.Option("-o", "--out", help="Output file.")],
+    out: Annotated[
+        Path,
+        typer.Option("-o", "--out", help="Output file (obj: OUT.obj + .mtl + .png, or one OUT.zip)."),
+    ],
+    faces: Annotated[
+        int | None, typer.Option(help="Face budget (glb/obj/usdz; default GLIMPSE3D_MESH_FACES).")
+    ] = None,
+    texture: Annotated[
+        int | None,
+        typer.Option(help="Texture size in pixels (glb/obj/usdz; default GLIMPSE3D_MESH_TEXTURE_SIZE)."),
+    ] = None,
+    vertex_colors: Annotated[
+        bool, typer.Option("--vertex-colors", help="Per-vertex colours instead of a texture.")
+    ] = False,
+    scale: Annotated[
+        float | None,
+        typer.Option(help="Metres for the model's fit radius (default GLIMPSE3D_MESH_SCALE, 1)."),
+    ] = None,
     resolution: Annotated[
-        int, typer.Option(min=16, max=512, help="Mesh grid resolution (glb/obj).")
+        int, typer.Option(min=16, max=512, help="Surface grid resolution (glb/obj/usdz).")
     ] = 96,
+    project_id: Annotated[
+        str | None, typer.Option(help="Project id to record in the mesh metadata.")
+    ] = None,
     frames: Annotated[int, typer.Option(min=1, max=1440, help="Video frames (mp4).")] = 48,
     video_size: Annotated[int, typer.Option(min=16, max=2048, help="Video size, even (mp4).")] = 256,
 ) -> None:
-    """Convert MODEL to another format (splat files, a coloured mesh or a turntable video)."""
+    """Convert MODEL to another format (splat files, a textured mesh or a turntable video)."""
+    from glimpse3d.config import get_settings
     from glimpse3d.errors import UserError
     from glimpse3d.splat.export import export_model
     from glimpse3d.splat.formats import load_model
+    from glimpse3d.splat.mesh_asset import MeshOptions
 
     fmt = format.lower().lstrip(".")
     if fmt not in EXPORT_FORMATS:
         raise UserError(f"unknown format {format!r}; choose one of {', '.join(EXPORT_FORMATS)}")
+    if vertex_colors and texture:
+        raise UserError("--vertex-colors and --texture exclude each other")
+    settings = get_settings()
+    options = MeshOptions(
+        faces=settings.mesh_faces if faces is None else faces,
+        texture_size=0 if vertex_colors else (settings.mesh_texture_size if texture is None else texture),
+        scale=settings.mesh_scale if scale is None else scale,
+        resolution=resolution,
+    )
     path = export_model(
         load_model(model),
         fmt,
         out,
-        mesh_resolution=resolution,
+        mesh_options=options,
+        metadata={"project_id": project_id} if project_id else None,
         video_frames=frames,
         video_size=video_size,
     )

@@ -35,11 +35,12 @@ import numpy as np
 from PIL import Image
 
 from glimpse3d.config import Settings, get_settings
-from glimpse3d.domain import NUM_VIEWS, STAGES
+from glimpse3d.domain import STAGES
 from glimpse3d.errors import Cancelled, UserError, WrongState
-from glimpse3d.pipeline.backends import load_backend, resolve_strength
-from glimpse3d.splat.cameras import Camera, syncdreamer_cameras
+from glimpse3d.pipeline.backends import load_backend, multiview_cameras, resolve_strength
+from glimpse3d.splat.cameras import Camera, camera_from_record, camera_record
 from glimpse3d.splat.images import load_rgba, rgba_png_bytes
+from glimpse3d.splat.mesh_asset import MeshOptions
 from glimpse3d.storage.base import (
     DEPTH,
     ENHANCED,
@@ -221,8 +222,12 @@ class PipelineRunner:
             raise UserError(f"unknown job kind {kind!r}")
         return None
 
-    def export(self, project_id: str, fmt: str, version: int | None = None) -> tuple[str, str]:
-        """Make (or reuse) an export of ``version`` (default latest); returns (bucket, key)."""
+    def export(self, project_id: str, fmt: str, version: int | None = None,
+               faces: int | None = None, texture_size: int | None = None,
+               scale: float | None = None) -> tuple[str, str]:
+        """Make (or reuse) an export of ``version`` (default latest); returns (bucket, key).
+
+        ``faces``/``texture_size``/``scale`` override the mesh settings for glb/obj/usdz."""
         fmt = fmt.lower().lstrip(".")
         models = self.repo.list_models(project_id)
         if not models:
@@ -230,7 +235,17 @@ class PipelineRunner:
         version = models[-1]["version"] if version is None else int(version)
         if version not in {m["version"] for m in models}:
             raise UserError(f"version {version} does not exist (have v0..v{models[-1]['version']})")
-        return self._export_one(project_id, fmt, version)
+        options = self._mesh_options(faces, texture_size, scale)
+        return self._export_one(project_id, fmt, version, options)
+
+    def _mesh_options(self, faces: int | None = None, texture_size: int | None = None,
+                      scale: float | None = None) -> MeshOptions:
+        s = self.settings
+        return MeshOptions(
+            faces=s.mesh_faces if faces is None else int(faces),
+            texture_size=s.mesh_texture_size if texture_size is None else int(texture_size),
+            scale=s.mesh_scale if scale is None else float(scale),
+        )
 
     # ============================================================ bookkeeping
     def _check_cancel(self) -> None:
@@ -296,8 +311,14 @@ class PipelineRunner:
     def _seed(self, pid: str) -> int:
         return int(self._overrides(pid).get("seed", self.settings.seed))
 
-    def _cameras(self) -> list[Camera]:
-        return syncdreamer_cameras(self.settings.view_size)
+    def _cameras(self, pid: str) -> list[Camera]:
+        """The cameras of the project's views: as recorded with them (multiview_generation),
+        else those the configured multiview backend makes (its fixed views or the 16
+        SyncDreamer cameras)."""
+        rows = self.repo.list_views(pid)
+        if rows:
+            return [camera_from_record(r, self.settings.view_size) for r in rows]
+        return multiview_cameras(self.settings, self._overrides(pid))
 
     def _put_png(self, bucket: str, key: str, rgb: np.ndarray, alpha: np.ndarray | None = None) -> int:
         return self.storage.put_bytes(bucket, key, rgba_png_bytes(rgb, alpha), "image/png")
@@ -331,25 +352,28 @@ class PipelineRunner:
         return load_rgba(self.storage.get_bytes(PROCESSED, project["processed_image_key"]))
 
     def _stage_multiview(self, pid: str) -> None:
+        # the backend's cameras (its fixed views, or the 16 SyncDreamer ones), no weights loaded
+        cameras = multiview_cameras(self.settings, self._overrides(pid))
+        n = len(cameras)
         views = self.repo.list_views(pid)
-        if len(views) == NUM_VIEWS and all(self.storage.exists(MULTIVIEW, v["image_key"]) for v in views):
+        if len(views) == n and all(self.storage.exists(MULTIVIEW, v["image_key"]) for v in views):
             self.run.skipped.append("multiview")
             return
         with self._timed("multiview"):
             self._emit(pid, "multiview", 0.0, "generating views", force=True)
             processed = self._load_processed(pid)
             backend = load_backend("multiview", self.settings, self._overrides(pid))
-            cameras = self._cameras()
             start = time.perf_counter()
             images = backend.generate(processed, cameras, seed=self._seed(pid))
             per_view = (time.perf_counter() - start) / max(len(images), 1)
-            if len(images) != NUM_VIEWS:
-                raise RuntimeError(f"multiview backend returned {len(images)} views, expected 16")
+            if len(images) != n:
+                raise RuntimeError(f"multiview backend returned {len(images)} views, expected {n}")
             for k, (img, cam) in enumerate(zip(images, cameras, strict=True)):
                 key = keys.view(pid, k)
                 self._put_png(MULTIVIEW, key, img[..., :3] * img[..., 3:4], img[..., 3])
-                self.repo.upsert_view(pid, k, cam.elevation, cam.azimuth, key, backend.name, per_view)
-                self._emit(pid, "multiview", (k + 1) / NUM_VIEWS, f"view {k + 1}/16")
+                self.repo.upsert_view(pid, k, cam.elevation, cam.azimuth, key, backend.name, per_view,
+                                      camera=camera_record(cam))
+                self._emit(pid, "multiview", (k + 1) / n, f"view {k + 1}/{n}")
 
     def _load_views(self, pid: str) -> list[np.ndarray]:
         rows = self.repo.list_views(pid)
@@ -359,7 +383,9 @@ class PipelineRunner:
         from glimpse3d.pipeline.depth import depth_heatmap, depth_stats
 
         rows = self.repo.list_depth_maps(pid)
-        if len(rows) == NUM_VIEWS and all(self.storage.exists(DEPTH, r["depth_key"]) for r in rows):
+        cameras = self._cameras(pid)
+        n = len(cameras)
+        if len(rows) == n and all(self.storage.exists(DEPTH, r["depth_key"]) for r in rows):
             self.run.skipped.append("depth")
             return
         with self._timed("depth"):
@@ -367,7 +393,7 @@ class PipelineRunner:
             processed = self._load_processed(pid)
             views = self._load_views(pid)
             backend = load_backend("depth", self.settings, self._overrides(pid))
-            for k, (view, cam) in enumerate(zip(views, self._cameras(), strict=True)):
+            for k, (view, cam) in enumerate(zip(views, cameras, strict=True)):
                 result = backend.estimate(view, cam, processed)
                 depth = np.asarray(result.depth, dtype=np.float32)
                 buf = io.BytesIO()
@@ -381,7 +407,7 @@ class PipelineRunner:
                 lo, hi, mean = depth_stats(depth)
                 self.repo.upsert_depth_map(pid, k, dkey, hkey, lo, hi, mean,
                                            float(result.confidence), backend.name)
-                self._emit(pid, "depth", (k + 1) / NUM_VIEWS, f"depth {k + 1}/16")
+                self._emit(pid, "depth", (k + 1) / n, f"depth {k + 1}/{n}")
 
     def _load_depths(self, pid: str) -> list[np.ndarray]:
         rows = self.repo.list_depth_maps(pid)
@@ -426,7 +452,7 @@ class PipelineRunner:
                 densify_interval=max(1, round(base.densify_interval * k)),
             )
             model, _stats = reconstruct(
-                views, depths, self._cameras(), max_gaussians=self.settings.max_gaussians,
+                views, depths, self._cameras(pid), max_gaussians=self.settings.max_gaussians,
                 seed=seed, on_step=on_step, should_stop=self.should_cancel, config=config,
             )
             self._check_cancel()
@@ -445,7 +471,7 @@ class PipelineRunner:
             enhancer = load_backend("enhance", self.settings, overrides)
             features = load_backend("feature", self.settings, overrides)
             references, depths = self._load_views(pid), self._load_depths(pid)
-            cameras = self._cameras()
+            cameras = self._cameras(pid)
             seed = self._seed(pid)
             first = len(done) + 1
             previous = done[-1]["overall_quality"] if done else None
@@ -455,7 +481,7 @@ class PipelineRunner:
                 base = (number - first) / total
                 self._emit(pid, "refine", base, f"iteration {number}", force=True)
 
-                def on_view(k: int, n: int = NUM_VIEWS, *, base: float = base,
+                def on_view(k: int, n: int = len(cameras), *, base: float = base,
                             number: int = number) -> None:
                     self._emit(pid, "refine", base + (k + 1) / max(n, 1) / total * 0.9,
                                f"iteration {number}: view {k + 1}/{n}")
@@ -478,7 +504,7 @@ class PipelineRunner:
     def _record_iteration(self, pid: str, number: int, version_in: int, result: Any,
                           backend: str) -> None:
         version_out = version_in + 1
-        for k in range(NUM_VIEWS):
+        for k in range(len(result.rendered)):
             rendered = result.rendered[k]
             self._put_png(ENHANCED, keys.rendered(pid, number, k), rendered[..., :3], rendered[..., 3])
             self._put_png(ENHANCED, keys.enhanced(pid, number, k), result.enhanced[k])
@@ -491,7 +517,7 @@ class PipelineRunner:
             float(m["overall_quality"]), bool(result.converged), float(result.seconds),
         )
         iteration_id = row["id"]
-        for k in range(NUM_VIEWS):
+        for k in range(len(result.rendered)):
             self.repo.upsert_enhanced_view(
                 pid, iteration_id, k, keys.rendered(pid, number, k), keys.enhanced(pid, number, k),
                 bool(result.accepted[k]), float(result.view_depth_consistency[k]),
@@ -514,21 +540,32 @@ class PipelineRunner:
                 self._export_one(pid, fmt, version)
             self._emit(pid, "export", 1.0, "exported", force=True)
 
-    def _export_one(self, pid: str, fmt: str, version: int) -> tuple[str, str]:
-        from glimpse3d.splat.export import export_model
+    def _export_one(self, pid: str, fmt: str, version: int,
+                    options: MeshOptions | None = None) -> tuple[str, str]:
+        from glimpse3d.splat.export import (
+            FILE_EXTENSIONS,
+            MESH_FORMATS,
+            export_model,
+            normalize_format,
+        )
 
-        key = keys.export(pid, version, fmt)
+        fmt = normalize_format(fmt)
+        options = options or self._mesh_options()
+        tag = options.tag() if fmt in MESH_FORMATS else ""
+        # one export_history row per (version, format): other mesh options get their own file
+        # name (e.g. v0.f5000-t512.glb) and the row points at the latest one made
+        key = keys.export(pid, version, f"{tag}.{FILE_EXTENSIONS[fmt]}" if tag else FILE_EXTENSIONS[fmt])
         existing = [e for e in self.repo.list_exports(pid)
                     if e["format"] == fmt and e["model_version"] == version]
-        if existing and self.storage.exists(MODELS, key):
+        if existing and existing[0]["file_key"] == key and self.storage.exists(MODELS, key):
             return MODELS, key
         model, _ = self._load_model(pid, version)
         with tempfile.TemporaryDirectory(prefix="glimpse3d-export-") as tmp:
-            path = Path(tmp) / f"v{version}.{fmt}"
-            export_model(model, fmt, path)
+            path = Path(tmp) / f"v{version}.{FILE_EXTENSIONS[fmt]}"
+            export_model(model, fmt, path, mesh_options=options,
+                         metadata={"project_id": pid, "model_version": version})
             size = self.storage.put_file(MODELS, key, path, guess_content_type(key))
-        if not existing:
-            self.repo.add_export(pid, version, fmt, key, size)
+        self.repo.add_export(pid, version, fmt, key, size)
         return MODELS, key
 
     # ================================================================ report

@@ -16,11 +16,14 @@ interpolated from a colour grid accumulated in the same pass.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import trimesh
 from numba import njit
 
 from glimpse3d.errors import UserError
+from glimpse3d.splat.cameras import Camera
 from glimpse3d.splat.gaussians import GaussianModel
 
 MIN_RESOLUTION = 16
@@ -28,6 +31,9 @@ MAX_RESOLUTION = 512
 MAHALANOBIS_CUTOFF_SQ = 9.0  # 3 sigma
 AUTO_LEVEL_FRACTION = 0.5  # level = fraction * median opacity of the visible gaussians
 MIN_OPACITY = 0.02  # gaussians fainter than this are ignored
+FIELD_BLUR_VOXELS = 1.0  # sigma of the blur of the signed field before marching cubes
+MIN_FACES = 100  # smallest face budget accepted by simplify()
+SIMPLIFY_AGGRESSION = 5.0  # fast-simplification's ``agg`` (7 = its default; lower = better shapes)
 
 
 class MeshExtractionError(UserError):
@@ -173,6 +179,122 @@ def _auto_level(model: GaussianModel) -> float:
     return float(AUTO_LEVEL_FRACTION * np.median(visible)) if visible.size else 0.5
 
 
+@dataclass
+class SplatViews:
+    """Renders of the splat model: ``rgb`` (V,H,W,3) straight (not premultiplied) colour in
+    [0,1], ``alpha`` (V,H,W) coverage, one per camera of ``cameras`` (all the same size)."""
+
+    cameras: list[Camera]
+    rgb: np.ndarray
+    alpha: np.ndarray
+
+
+def render_splat_views(model: GaussianModel, cameras: list[Camera]) -> SplatViews:
+    """Render ``model`` at ``cameras`` (black background, colours un-premultiplied)."""
+    import torch
+
+    from glimpse3d.splat.rasterizer import render
+
+    model = model.detach().to("cpu")
+    rgbs, alphas = [], []
+    with torch.no_grad():
+        for camera in cameras:
+            out = render(model, camera)
+            alpha = out.alpha.clamp(0.0, 1.0).float().numpy()
+            rgb = out.rgb.float().numpy() / np.maximum(alpha, 1e-4)[..., None]
+            rgbs.append(np.clip(rgb, 0.0, 1.0))
+            alphas.append(alpha)
+    return SplatViews(list(cameras), np.stack(rgbs), np.stack(alphas))
+
+
+def hull_alpha(points: np.ndarray, views: SplatViews) -> np.ndarray:
+    """The smallest rendered coverage over ``views`` at the projections of ``points`` (M,3):
+    below 0.5 the point lies outside the model's silhouette in at least one view. Points that
+    project outside an image are not constrained by it."""
+    from glimpse3d.splat.meshraster import bilinear
+
+    lowest = np.ones(len(points), np.float32)
+    for camera, alpha in zip(views.cameras, views.alpha, strict=True):
+        uv, z = camera.project(points)
+        a = bilinear(alpha, uv[:, 0], uv[:, 1], outside=1.0)[:, 0]
+        lowest = np.minimum(lowest, np.where(z > 0, a, 1.0))
+    return lowest
+
+
+@dataclass
+class DensityField:
+    """The sampled opacity density and density-weighted colour sums (see :func:`density_grid`)."""
+
+    density: np.ndarray  # (X,Y,Z)
+    color_sum: np.ndarray  # (X,Y,Z,3)
+    origin: np.ndarray  # (3,) world position of voxel (0,0,0)
+    voxel: float
+
+    def colors_at(self, points: np.ndarray) -> np.ndarray:
+        """Density-weighted mean base colour of the gaussians near ``points`` (M,3) -> (M,3)
+        RGB in [0,1], trilinearly interpolated."""
+        from scipy.ndimage import map_coordinates
+
+        coords = ((np.asarray(points, np.float64) - self.origin) / self.voxel).T
+        weight = map_coordinates(self.density, coords, order=1, mode="nearest")
+        rgb = np.stack([map_coordinates(self.color_sum[..., c], coords, order=1, mode="nearest")
+                        for c in range(3)], -1)
+        return np.clip(rgb / np.maximum(weight, 1e-12)[:, None], 0.0, 1.0)
+
+
+def extract_surface(
+    model: GaussianModel,
+    resolution: int = 96,
+    level: float | None = None,
+    min_component_fraction: float = 0.05,
+    views: SplatViews | None = None,
+) -> tuple[trimesh.Trimesh, DensityField]:
+    """Closed outer surface of the density field (world units, outward normals), no colours.
+
+    With ``views`` the field is also carved by the renders' silhouettes (coverage 0.5 in every
+    view), so the mesh's outline follows what the splats show rather than their iso-surface.
+    Returns the mesh and the sampled field (for colours).
+    """
+    from scipy.ndimage import binary_fill_holes, gaussian_filter
+    from skimage.measure import marching_cubes
+
+    if model.num_gaussians == 0:
+        raise MeshExtractionError("the model contains no gaussians")
+    density, color, origin, voxel = density_grid(model, resolution)
+    iso = _auto_level(model) if level is None else float(level)
+    if not np.isfinite(iso) or iso <= 0:
+        raise MeshExtractionError(f"mesh level must be a positive number, got {level}")
+    inside = density > iso
+    if not inside.any():
+        raise MeshExtractionError(
+            f"no part of the model reaches density level {iso:.3g} (max {density.max():.3g})"
+        )
+    # Signed field, 0 on the surface: density relative to the level, cavities enclosed by
+    # the surface (e.g. the hollow inside of a shell of surface gaussians) filled, so that
+    # only the outer surface is extracted.
+    field = np.clip(density / iso - 1.0, -1.0, 1.0).astype(np.float32)
+    field[binary_fill_holes(inside) & ~inside] = 1.0
+    # a light blur removes the voxel-scale bumps and pin-holes of a field made of splats (the
+    # silhouette carving below stays sharp)
+    field = gaussian_filter(field, FIELD_BLUR_VOXELS)
+    if views is not None:
+        near = np.nonzero(field > -0.5)  # only voxels at or inside the surface can change sign
+        centres = origin + voxel * np.stack(near, axis=1)
+        field[near] = np.minimum(field[near], 2.0 * hull_alpha(centres, views) - 1.0)
+        if not (field > 0).any():
+            raise MeshExtractionError("the model's renders leave no solid part to mesh")
+    volume = np.pad(field, 1, constant_values=-1.0)  # closed even where it meets the grid edge
+    verts, faces, _normals, _values = marching_cubes(
+        volume, level=0.0, spacing=(voxel, voxel, voxel), allow_degenerate=False
+    )
+    verts = verts + (origin - voxel)  # -voxel: the padding
+    mesh = trimesh.Trimesh(vertices=verts, faces=faces, process=True)
+    mesh = _largest_components(mesh, min_component_fraction)
+    if mesh.volume < 0:
+        mesh.invert()
+    return mesh, DensityField(density, color, origin, voxel)
+
+
 def extract_mesh(
     model: GaussianModel,
     resolution: int = 96,
@@ -187,44 +309,15 @@ def extract_mesh(
     fewer faces than this fraction of the largest one are dropped (floaters).
     Vertex colours are RGBA uint8 (alpha 255); normals point outwards.
     """
-    from scipy.ndimage import binary_fill_holes, map_coordinates
-    from skimage.measure import marching_cubes
-
-    if model.num_gaussians == 0:
-        raise MeshExtractionError("the model contains no gaussians")
-    density, color, origin, voxel = density_grid(model, resolution)
-    iso = _auto_level(model) if level is None else float(level)
-    if not np.isfinite(iso) or iso <= 0:
-        raise MeshExtractionError(f"mesh level must be a positive number, got {level}")
-    inside = density > iso
-    if not inside.any():
-        raise MeshExtractionError(
-            f"no part of the model reaches density level {iso:.3g} (max {density.max():.3g})"
-        )
-    # Fill enclosed cavities (e.g. the hollow inside of a shell of surface gaussians), so that
-    # only the outer surface is extracted.
-    cavities = binary_fill_holes(inside) & ~inside
-    volume = np.where(cavities, np.float32(2.0 * iso), density)
-    volume = np.pad(volume, 1)  # zero border: the surface is closed even where it meets the grid edge
-    verts, faces, _normals, _values = marching_cubes(
-        volume, level=iso, spacing=(voxel, voxel, voxel), allow_degenerate=False
-    )
-    verts = verts + (origin - voxel)  # -voxel: the padding
-    mesh = trimesh.Trimesh(vertices=verts, faces=faces, process=True)
-    mesh = _largest_components(mesh, min_component_fraction)
-    if mesh.volume < 0:
-        mesh.invert()
-
-    # Vertex colour = (sum w c) / (sum w), trilinearly interpolated at the vertices.
-    coords = ((mesh.vertices - origin) / voxel).T
-    weight = map_coordinates(density, coords, order=1, mode="nearest")
-    rgb = np.stack(
-        [map_coordinates(color[..., c], coords, order=1, mode="nearest") for c in range(3)], -1
-    )
-    rgb = rgb / np.maximum(weight, 1e-12)[:, None]
-    rgba = np.concatenate([np.clip(rgb, 0, 1) * 255.0 + 0.5, np.full((len(rgb), 1), 255.0)], 1)
-    mesh.visual.vertex_colors = rgba.astype(np.uint8)
+    mesh, field = extract_surface(model, resolution, level, min_component_fraction)
+    mesh.visual.vertex_colors = rgba8(field.colors_at(mesh.vertices))
     return mesh
+
+
+def rgba8(rgb: np.ndarray) -> np.ndarray:
+    """RGB in [0,1] (M,3) -> RGBA uint8 (M,4) with alpha 255."""
+    rgb8 = (np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    return np.concatenate([rgb8, np.full((len(rgb8), 1), 255, np.uint8)], axis=1)
 
 
 def _largest_components(mesh: trimesh.Trimesh, min_fraction: float) -> trimesh.Trimesh:
@@ -234,3 +327,40 @@ def _largest_components(mesh: trimesh.Trimesh, min_fraction: float) -> trimesh.T
     sizes = np.array([len(p.faces) for p in parts])
     keep = [p for p, s in zip(parts, sizes, strict=True) if s >= min_fraction * sizes.max()]
     return trimesh.util.concatenate(keep) if len(keep) > 1 else keep[0]
+
+
+def min_angles_deg(mesh: trimesh.Trimesh) -> np.ndarray:
+    """Smallest interior angle of every face, degrees (F,)."""
+    return np.degrees(mesh.face_angles.min(axis=1))
+
+
+def simplify(mesh: trimesh.Trimesh, max_faces: int) -> trimesh.Trimesh:
+    """Quadric-error decimation (fast-simplification) to at most ``max_faces`` faces, then
+    :func:`clean`. The quadric collapses remove marching cubes' slivers as they go."""
+    import fast_simplification
+
+    if int(max_faces) < MIN_FACES:
+        raise MeshExtractionError(f"face budget must be at least {MIN_FACES}, got {max_faces}")
+    out = mesh
+    if len(mesh.faces) > max_faces:
+        # the decimator may stop a few faces over its target: aim a little lower
+        target = 1.0 - 0.995 * max_faces / len(mesh.faces)
+        points, faces = fast_simplification.simplify(
+            np.asarray(mesh.vertices, np.float32), np.asarray(mesh.faces, np.int32),
+            target_reduction=target, agg=SIMPLIFY_AGGRESSION,
+        )
+        out = trimesh.Trimesh(vertices=points, faces=faces, process=True)
+    return clean(out)
+
+
+def clean(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
+    """Merged duplicate vertices, dropped degenerate (zero-area) and duplicate faces and
+    unreferenced vertices; outward winding (positive volume when closed)."""
+    m = mesh.copy()
+    m.merge_vertices()
+    m.update_faces(m.nondegenerate_faces(height=1e-10))
+    m.update_faces(m.unique_faces())
+    m.remove_unreferenced_vertices()
+    if m.is_watertight and m.volume < 0:
+        m.invert()
+    return m

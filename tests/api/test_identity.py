@@ -46,6 +46,7 @@ def _others_routes(pid: str) -> list[tuple[str, str]]:
         ("GET", f"/api/v1/export/{pid}?format=ply"),
         ("POST", f"/api/v1/generate/{pid}"),
         ("POST", f"/api/v1/refine/{pid}"),
+        ("POST", f"/api/v1/run/{pid}"),
         ("POST", f"/api/v1/projects/{pid}/cancel"),
         ("DELETE", f"/api/v1/projects/{pid}"),
     ]

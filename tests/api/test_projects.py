@@ -5,35 +5,14 @@ from __future__ import annotations
 
 import io
 import shutil
-from typing import Any
 
 import pytest
 
-from glimpse3d.splat.formats import model_from_bytes, model_to_bytes
-from glimpse3d.splat.gaussians import GaussianModel
-from glimpse3d.storage.base import MODELS, PROCESSED, UPLOADS, keys
-from tests.api.helpers import disc_photo
+from glimpse3d.splat.formats import model_from_bytes
+from glimpse3d.storage.base import MODELS, keys
+from tests.utils.api import seed_project
 
 UNKNOWN = "00000000-0000-0000-0000-000000000000"
-
-
-def seed_project(ctx: Any, name: str = "seeded", model: bool = False, status: str = "preprocessing",
-                 client_id: str | None = "testclient") -> str:
-    """A project as ingest leaves it (original + processed image), optionally with model v0."""
-    p = ctx.repo.create_project(name, client_id=client_id)
-    pid = p["id"]
-    png = disc_photo(64)
-    ctx.storage.put_bytes(UPLOADS, keys.original(pid, "png"), png, "image/png")
-    ctx.storage.put_bytes(PROCESSED, keys.processed(pid), png, "image/png")
-    ctx.repo.update_project(pid, original_image_key=keys.original(pid, "png"),
-                            processed_image_key=keys.processed(pid), status=status,
-                            progress_percentage=10.0)
-    if model:
-        g = GaussianModel.random(300, seed=1)
-        size = ctx.storage.put_bytes(MODELS, keys.model(pid, 0), model_to_bytes(g, "ply"))
-        ctx.repo.upsert_model(pid, 0, None, keys.model(pid, 0), g.num_gaussians, size, "test")
-        ctx.repo.update_project(pid, status="completed", progress_percentage=100.0)
-    return pid
 
 
 @pytest.mark.parametrize(
@@ -153,6 +132,47 @@ def test_export_glb_loads_in_trimesh(client) -> None:
     assert r.status_code == 200 and r.headers["content-type"] == "model/gltf-binary"
     scene = trimesh.load(io.BytesIO(r.content), file_type="glb")
     assert sum(len(g.vertices) for g in scene.geometry.values()) > 0
+
+
+def test_mesh_exports_with_faces_and_texture(client) -> None:
+    import zipfile
+
+    import trimesh
+
+    ctx = client.app.state.ctx
+    pid = seed_project(ctx, model=True)
+    r = client.get(f"/api/v1/export/{pid}?format=glb&faces=800&texture=128")
+    assert r.status_code == 200
+    mesh = trimesh.load(io.BytesIO(r.content), file_type="glb", force="mesh")
+    assert mesh.visual.kind == "texture" and len(mesh.faces) <= 800
+    assert mesh.visual.material.baseColorTexture.size == (128, 128)
+    assert f'"project_id":"{pid}"'.encode() in r.content[:4000]
+    [row] = ctx.repo.list_exports(pid)
+    assert row["format"] == "glb" and row["file_key"].endswith("/v0.f800-t128.glb")
+    assert row["file_size_bytes"] == len(r.content)
+
+    r = client.get(f"/api/v1/export/{pid}?format=obj&faces=800&texture=128")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
+    assert 'filename="seeded_v0.obj.zip"' in r.headers["content-disposition"]
+    names = zipfile.ZipFile(io.BytesIO(r.content)).namelist()
+    assert sorted(n.rsplit(".", 1)[1] for n in names) == ["mtl", "obj", "png"]
+
+    r = client.get(f"/api/v1/export/{pid}?format=usdz&faces=800&texture=0")
+    assert r.status_code == 200 and r.headers["content-type"] == "model/vnd.usdz+zip"
+    assert r.content[:2] == b"PK"
+    rows = {e["format"]: e for e in ctx.repo.list_exports(pid)}
+    assert set(rows) == {"glb", "obj", "usdz"} and rows["usdz"]["file_key"].endswith(".f800-vc.usdz")
+
+    # other options replace the row (one per version and format) with a new file
+    r = client.get(f"/api/v1/export/{pid}?format=glb&faces=600&texture=128")
+    assert len(trimesh.load(io.BytesIO(r.content), file_type="glb", force="mesh").faces) <= 600
+    rows = [e for e in ctx.repo.list_exports(pid) if e["format"] == "glb"]
+    assert len(rows) == 1 and rows[0]["file_key"].endswith("/v0.f600-t128.glb")
+
+    for bad in ("faces=5", "texture=5000", "texture=10", "scale=-1"):
+        r = client.get(f"/api/v1/export/{pid}?format=glb&{bad}")
+        assert r.status_code == 422, bad
+        assert r.json()["detail"]
 
 
 def test_list_projects_pagination(client) -> None:

@@ -42,13 +42,45 @@ def test_render_png_has_transparent_background(model_path, tmp_path) -> None:
     assert rgba[alpha > 0.9][:, :3].std() > 0.01  # coloured, not blank
 
 
-def test_export_glb(model_path, tmp_path) -> None:
+def test_export_glb_with_mesh_flags(model_path, tmp_path) -> None:
     out = tmp_path / "model.glb"
-    result = runner.invoke(app, ["export", str(model_path), "--format", "glb", "--resolution", "40", "-o", str(out)])
+    args = ["export", str(model_path), "--format", "glb", "--resolution", "40", "--faces", "1500",
+            "--texture", "128", "--scale", "0.1", "--project-id", "p-9", "-o", str(out)]
+    result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     mesh = trimesh.load(out, force="mesh")
-    assert mesh.visual.kind == "vertex" and len(mesh.faces) > 100
-    assert np.all(np.abs(mesh.bounds) < 0.45) and np.all(np.abs(mesh.bounds) > 0.15)
+    assert mesh.visual.kind == "texture" and 100 < len(mesh.faces) <= 1500
+    assert mesh.visual.material.baseColorTexture.size == (128, 128)
+    centre = mesh.bounds.mean(axis=0)
+    assert np.linalg.norm(mesh.vertices - centre, axis=1).max() == pytest.approx(0.1, rel=1e-4)
+    assert mesh.bounds[0, 1] == pytest.approx(0.0, abs=1e-6)
+    assert b'"project_id":"p-9"' in out.read_bytes()[:4000]
+
+
+def test_export_vertex_colours_and_usdz(model_path, tmp_path) -> None:
+    out = tmp_path / "vc.glb"
+    args = ["export", str(model_path), "-f", "glb", "--resolution", "40", "--faces", "1500",
+            "--vertex-colors", "-o", str(out)]
+    assert runner.invoke(app, args).exit_code == 0
+    assert trimesh.load(out, force="mesh").visual.kind == "vertex"
+    usdz = tmp_path / "model.usdz"
+    args = ["export", str(model_path), "-f", "usdz", "--resolution", "40", "--faces", "1500",
+            "--texture", "128", "-o", str(usdz)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    from pxr import Usd
+
+    assert Usd.Stage.Open(str(usdz)).GetPrimAtPath("/Model/Mesh").IsValid()
+
+
+def test_bad_mesh_flags_exit_2(model_path, tmp_path) -> None:
+    out = tmp_path / "x.glb"
+    for flags, reason in ((["--faces", "10"], "faces must be"), (["--texture", "20"], "texture size"),
+                          (["--texture", "256", "--vertex-colors"], "exclude each other")):
+        result = runner.invoke(app, ["export", str(model_path), "-f", "glb", *flags, "-o", str(out)])
+        assert result.exit_code == 2
+        assert reason in _one_line_error(result)
+    assert not out.exists()
 
 
 @pytest.mark.parametrize("fmt", ["splat", "spz", "ply"])

@@ -1,4 +1,4 @@
-"""Mesh extraction from splats and the .glb/.obj exports."""
+"""Surface extraction from splats (density field, cleaning, decimation)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,14 @@ import torch
 import trimesh
 from scipy.spatial import cKDTree
 
-from glimpse3d.splat.export import Z_UP_TO_Y_UP, export_model
 from glimpse3d.splat.gaussians import GaussianModel
-from glimpse3d.splat.mesh import MeshExtractionError, density_grid, extract_mesh
+from glimpse3d.splat.mesh import (
+    MeshExtractionError,
+    density_grid,
+    extract_mesh,
+    min_angles_deg,
+    simplify,
+)
 
 RADIUS = 0.3
 
@@ -94,18 +99,14 @@ def test_bad_inputs_raise_user_errors(shell) -> None:
         extract_mesh(transparent)
 
 
-@pytest.mark.parametrize("fmt", ["glb", "obj"])
-def test_mesh_exports_reload_with_vertex_colours(shell, tmp_path, fmt: str) -> None:
-    model, points, colors = shell
-    path = export_model(model, fmt, tmp_path / f"model.{fmt}", mesh_resolution=48)
-    assert path.exists() and path.stat().st_size > 1000
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp left over
-    mesh = trimesh.load(path, force="mesh")
-    assert mesh.visual.kind == "vertex"
-    assert len(mesh.visual.vertex_colors) == len(mesh.vertices) > 100
-    assert np.allclose(mesh.bounds, [[-RADIUS] * 3, [RADIUS] * 3], atol=0.05)
-    # files are Y-up: undo the conversion and compare colours with the gaussians
-    mesh.apply_transform(np.linalg.inv(Z_UP_TO_Y_UP))
-    assert _colour_error(mesh, points, colors) < 0.04
-    top = mesh.vertices[:, 2].argmax()  # +Z (top) of the model is blue-ish (d_z = 1)
-    assert mesh.visual.vertex_colors[top, 2] > mesh.visual.vertex_colors[top, 0]
+def test_simplify_keeps_the_budget_and_a_closed_surface(shell) -> None:
+    model, _, _ = shell
+    mesh = extract_mesh(model, resolution=64)
+    small = simplify(mesh, 2000)
+    assert 1900 <= len(small.faces) <= 2000
+    assert small.is_watertight and small.volume > 0
+    assert small.volume == pytest.approx(mesh.volume, rel=0.02)
+    assert (min_angles_deg(small) < 5.0).mean() < 0.01  # no slivers to speak of
+    assert len(simplify(small, 5000).faces) == len(small.faces)  # under budget: unchanged
+    with pytest.raises(MeshExtractionError, match="at least"):
+        simplify(mesh, 10)

@@ -1,4 +1,4 @@
-"""Queueing the pipeline (generate, refine) and downloading exports."""
+"""Queueing the pipeline (generate, refine, or both as one ``run`` job) and downloading exports."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ from glimpse3d.api.security import Caller
 from glimpse3d.api.views import forget_status
 from glimpse3d.auth import Identity
 from glimpse3d.pipeline.ports import STRENGTH_PRESETS
-from glimpse3d.splat.export import MEDIA_TYPES
+from glimpse3d.splat.export import FILE_EXTENSIONS, MEDIA_TYPES
+from glimpse3d.splat.mesh_asset import MAX_FACES, MAX_TEXTURE, MIN_FACES, MIN_TEXTURE
 
 router = APIRouter(tags=["pipeline"])
 Ctx = Annotated[ApiContext, Depends(get_ctx)]
@@ -125,6 +126,40 @@ def refine(
     return _accepted(ctx, project_id, job)
 
 
+@router.post(
+    "/run/{project_id}",
+    status_code=202,
+    response_model=JobAccepted,
+    summary="Queue generate then refine as one job (the web workspace's Generate button)",
+    description="One job that makes model v0 (or resumes it) and then runs the refinement "
+    "iterations, so nothing depends on the client staying connected in between. 409 while a "
+    "job is queued or running or before the upload was processed.",
+    responses=error_responses(400, 401, 404, 409, 422, 429),
+)
+def run(
+    project_id: str,
+    ctx: Ctx,
+    caller: Caller,
+    iterations: Annotated[
+        int | None, Query(ge=0, le=10, description="Refinement iterations after v0 (default 3).")
+    ] = None,
+    strength: Annotated[
+        Strength | None, Query(description="low 0.25, medium 0.5 (default), high 0.75.")
+    ] = None,
+) -> JobAccepted:
+    project = ctx.project_of(caller, project_id)
+    if not project.get("processed_image_key"):
+        raise ApiError(409, "the upload has not been preprocessed; upload the photo again")
+    _check_can_start(ctx, project, caller)
+    job = {
+        "kind": "run",
+        "iterations": 3 if iterations is None else iterations,
+        "strength": STRENGTH_PRESETS[strength or "medium"],
+    }
+    ctx.queue.enqueue(project_id, job, client_id=caller.limit_key)
+    return _accepted(ctx, project_id, job)
+
+
 def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "model"
 
@@ -150,9 +185,24 @@ async def export(
     project_id: str,
     ctx: Ctx,
     caller: Caller,
-    format: Annotated[ExportFormat, Query(description="ply, splat, spz, glb, obj or mp4.")],
+    format: Annotated[
+        ExportFormat,
+        Query(description="ply, splat, spz, glb, obj (a .zip of .obj + .mtl + .png), usdz or mp4."),
+    ],
     version: Annotated[
         int | None, Query(ge=0, le=1000, description="Model version (default: latest).")
+    ] = None,
+    faces: Annotated[
+        int | None,
+        Query(ge=MIN_FACES, le=MAX_FACES, description="Face budget of glb/obj/usdz (default 20000)."),
+    ] = None,
+    texture: Annotated[
+        int | None,
+        Query(ge=0, le=MAX_TEXTURE, description="Texture size in pixels of glb/obj/usdz "
+              f"(default 1024; 0 = per-vertex colours; else at least {MIN_TEXTURE})."),
+    ] = None,
+    scale: Annotated[
+        float | None, Query(gt=0, le=10000, description="Metres for the model's fit radius (default 1).")
     ] = None,
 ) -> Response:
     project = await run_in_threadpool(ctx.project_of, caller, project_id)
@@ -166,11 +216,13 @@ async def export(
         )
     resolved = max(versions) if version is None else version
     async with ctx.exports.hold():  # at most max_concurrent_exports builds at once
-        bucket, key = await run_in_threadpool(ctx.runner().export, project_id, format,
-                                              version=resolved)
+        bucket, key = await run_in_threadpool(
+            ctx.runner().export, project_id, format, version=resolved, faces=faces,
+            texture_size=texture, scale=scale,
+        )
     forget_status(ctx, project_id)  # export_history may have a new row
     path = ctx.storage.local_path(bucket, key)
     if path is not None and path.is_file():
-        filename = f"{_slug(project.get('name') or 'model')}_v{resolved}.{format}"
+        filename = f"{_slug(project.get('name') or 'model')}_v{resolved}.{FILE_EXTENSIONS[format]}"
         return FileResponse(path, media_type=MEDIA_TYPES[format], filename=filename)
     return RedirectResponse(ctx.storage.url(bucket, key), status_code=307)

@@ -5,8 +5,8 @@ as of this revision).
 Each step is skipped when its object already exists, so the revision also applies to a
 database where a newer ``supabase_schema.sql`` was run first (it creates ``api_keys``).
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: 0003_identity
+Revises: 0002_view_cameras
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from alembic import op
 
 from glimpse3d.db.views import VIEWS  # unchanged by this revision
 
-revision = "0002"
-down_revision = "0001"
+revision = "0003_identity"
+down_revision = "0002_view_cameras"
 branch_labels = None
 depends_on = None
 
