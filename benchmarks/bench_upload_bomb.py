@@ -19,8 +19,8 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.api.servers import serve_process  # noqa: E402
 from tests.api.test_limits import _rss_kib, png_bomb  # noqa: E402
+from tests.utils.servers import serve_process  # noqa: E402
 
 
 def main() -> None:

@@ -18,8 +18,10 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from glimpse3d.storage.base import BUCKETS, UPLOADS
-from tests.api.helpers import FAST, disc_photo, live_server
-from tests.api.servers import client
+from tests.utils.api import live_server
+from tests.utils.common import disc_photo
+from tests.utils.servers import client
+from tests.utils.settings import FAST
 
 
 def _stored_files(ctx: Any) -> list[str]:

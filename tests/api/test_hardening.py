@@ -13,7 +13,7 @@ from PIL import Image, PngImagePlugin
 
 from glimpse3d.api.errors import ApiError
 from glimpse3d.api.photo import probe_photo, strip_metadata
-from tests.api.helpers import disc_photo
+from tests.utils.common import disc_photo
 
 
 def _with_metadata(fmt: str, orientation: int = 6) -> bytes:

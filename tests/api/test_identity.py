@@ -16,8 +16,9 @@ import httpx
 import pytest
 from PIL import Image
 
-from tests.api.helpers import FAST, disc_photo, live_server
-from tests.api.servers import (
+from tests.utils.api import live_server
+from tests.utils.common import disc_photo
+from tests.utils.servers import (
     REPO_ROOT,
     client,
     jwk_of,
@@ -25,6 +26,7 @@ from tests.api.servers import (
     rsa_private_key,
     supabase_token,
 )
+from tests.utils.settings import FAST
 
 
 def gps_jpeg() -> bytes:

@@ -15,8 +15,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.helpers import FAST, disc_photo, live_server
-from tests.api.servers import client, serve_process
+from tests.utils.api import live_server
+from tests.utils.common import disc_photo
+from tests.utils.servers import client, serve_process
+from tests.utils.settings import FAST
 
 
 def png_bomb(width: int = 8000, height: int = 8000) -> bytes:

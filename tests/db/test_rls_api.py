@@ -14,9 +14,11 @@ import pytest
 
 from glimpse3d.db.supabase import generate_supabase_schema
 from glimpse3d.storage.base import BUCKETS
-from tests.api.helpers import FAST, disc_photo, live_server
-from tests.api.servers import client, supabase_token
 from tests.db.test_supabase import STUBS, _dsn
+from tests.utils.api import live_server
+from tests.utils.common import disc_photo
+from tests.utils.servers import client, supabase_token
+from tests.utils.settings import FAST
 
 SECRET = "a-supabase-jwt-secret-with-32-chars-or-more"
 

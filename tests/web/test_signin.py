@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from tests.api.helpers import disc_photo, live_server, wait_for
+from tests.utils.api import live_server
+from tests.utils.common import disc_photo, wait_for
 from tests.web.test_workspace import CHROMIUM, Console, browser_context  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.browser

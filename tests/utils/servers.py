@@ -21,7 +21,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
-from tests.api.helpers import free_port
+from tests.utils.common import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 AUDIENCE = "authenticated"
