@@ -34,7 +34,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.scaleout.cluster import Cluster, disc_photo, running_cluster, wait_for  # noqa: E402
+from tests.utils.cluster import Cluster, disc_photo, running_cluster, wait_for  # noqa: E402
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -82,7 +82,7 @@ class Env:
         from glimpse3d.pipeline.runner import PipelineRunner
 
         runner = PipelineRunner(self.repo, self.storage, self.settings)
-        return str(runner.ingest(disc_photo(seed=seed), f"disc{seed}.png")["id"])
+        return str(runner.ingest(disc_photo(384, seed=seed), f"disc{seed}.png")["id"])
 
     def close(self) -> None:
         self.queue.stop()

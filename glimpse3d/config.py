@@ -60,8 +60,21 @@ class Settings(BaseSettings):
     # --- pipeline
     segment_backend: str = Field("classic", description="classic | transformers | rembg")
     segment_model: str | None = Field(None, description="Model id or local dir for segmentation.")
-    multiview_backend: str = Field("classic", description="classic | diffusers | syncdreamer")
+    multiview_backend: str = Field(
+        "classic", description="classic | diffusers (Zero123) | zero123plus | syncdreamer")
     multiview_model: str | None = Field(None, description="Model id or local dir for views.")
+    multiview_pipeline: str | None = Field(
+        None, description="Zero123++ custom pipeline: dir holding pipeline.py, or a hub id.")
+    multiview_steps: int | None = Field(None, ge=1, description="Diffusion steps per view set.")
+    input_elevation: float = Field(
+        30.0, ge=-89.0, le=89.0,
+        description="Elevation (degrees) the input photo was taken at, for Zero123++/SyncDreamer.")
+    syncdreamer_dir: str | None = Field(None, description="SyncDreamer checkout (git clone).")
+    syncdreamer_python: str | None = Field(
+        None, description="Python of SyncDreamer's own environment (its venv/conda).")
+    syncdreamer_checkpoint: str | None = Field(None, description="syncdreamer-pretrain.ckpt.")
+    syncdreamer_timeout_seconds: float = Field(
+        1800.0, gt=0, description="Longest a SyncDreamer subprocess may run.")
     proxy_shape: Literal["auto", "rotational", "prism"] = Field(
         "auto", description="Classic multiview/depth shape prior: auto | rotational | prism.")
     depth_backend: str = Field("classic", description="classic | transformers")

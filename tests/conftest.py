@@ -13,11 +13,7 @@ from typing import Any
 
 import pytest
 
-PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
-PG_URL_TEMPLATE = "postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-S3_KEY = "testing"
-S3_SECRET = "testing"
-S3_REGION = "us-east-1"
+from tests.utils.services import PG_ADMIN_DSN, PG_URL_TEMPLATE, S3_KEY, S3_REGION, S3_SECRET
 
 
 def _pg_admin(sql: str) -> None:

@@ -111,11 +111,12 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = True) -
             max_age=600,
         )
 
-    from glimpse3d.api.routes import files, health, pipeline, projects
+    from glimpse3d.api.routes import files, health, meta, pipeline, projects
 
     app.include_router(projects.router, prefix=API_PREFIX)
     app.include_router(pipeline.router, prefix=API_PREFIX)
     app.include_router(health.router)
+    app.include_router(meta.router)
     if ctx.storage.local_path("project-uploads", "probe") is not None:
         app.include_router(files.router)
     try:

@@ -1,4 +1,4 @@
-"""SQLAlchemy 2 models for the 8 tables of DESIGN §4 (one schema for SQLite and PostgreSQL).
+"""SQLAlchemy 2 models for the 8 tables of docs/architecture.md ("Tables and views") (one schema for SQLite and PostgreSQL).
 
 Conventions:
 - ids are UUID strings (``String(36)``), made in Python (``uuid4``) so both dialects agree;
@@ -141,7 +141,10 @@ class Project(Base):
 
 
 class MultiviewGeneration(Base):
-    """One generated view (16 per project). Angles in degrees (DESIGN §2)."""
+    """One generated view (16 per project with the SyncDreamer cameras, 7 with Zero123++)
+    and the camera it was made at: angles in degrees (docs/architecture.md, "Cameras"), orbit distance in scene
+    units, pinhole intrinsics in pixels. The camera columns are NULL for views recorded
+    before they existed (read as the SyncDreamer camera at those angles)."""
 
     __tablename__ = "multiview_generation"
 
@@ -150,6 +153,13 @@ class MultiviewGeneration(Base):
     view_index: Mapped[int] = mapped_column(Integer, nullable=False)
     elevation: Mapped[float] = mapped_column(Float, nullable=False)
     azimuth: Mapped[float] = mapped_column(Float, nullable=False)
+    distance: Mapped[float | None] = mapped_column(Float, nullable=True)
+    fx: Mapped[float | None] = mapped_column(Float, nullable=True)
+    fy: Mapped[float | None] = mapped_column(Float, nullable=True)
+    cx: Mapped[float | None] = mapped_column(Float, nullable=True)
+    cy: Mapped[float | None] = mapped_column(Float, nullable=True)
+    width: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    height: Mapped[int | None] = mapped_column(Integer, nullable=True)
     image_key: Mapped[str] = mapped_column(String(512), nullable=False)
     backend: Mapped[str] = mapped_column(String(64), nullable=False)
     generation_time: Mapped[float] = mapped_column(Float, nullable=False, default=0.0)

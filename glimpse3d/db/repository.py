@@ -346,21 +346,26 @@ class Repository:
         image_key: str,
         backend: str,
         generation_time: float,
+        camera: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """One generated view; angles in degrees, generation_time in seconds."""
-        return self._upsert(
-            views_t,
-            {
-                "project_id": project_id,
-                "view_index": int(view_index),
-                "elevation": float(elevation),
-                "azimuth": float(azimuth),
-                "image_key": image_key,
-                "backend": backend,
-                "generation_time": float(generation_time),
-            },
-            ("project_id", "view_index"),
-        )
+        """One generated view; angles in degrees, generation_time in seconds; ``camera``
+        (``glimpse3d.splat.cameras.camera_record``) adds distance and intrinsics."""
+        row = {
+            "project_id": project_id,
+            "view_index": int(view_index),
+            "elevation": float(elevation),
+            "azimuth": float(azimuth),
+            "image_key": image_key,
+            "backend": backend,
+            "generation_time": float(generation_time),
+        }
+        for name in ("distance", "fx", "fy", "cx", "cy"):
+            if camera and camera.get(name) is not None:
+                row[name] = float(camera[name])
+        for name in ("width", "height"):
+            if camera and camera.get(name) is not None:
+                row[name] = int(camera[name])
+        return self._upsert(views_t, row, ("project_id", "view_index"))
 
     def list_views(self, project_id: str) -> list[dict[str, Any]]:
         """Ordered by view_index."""

@@ -133,7 +133,7 @@ def generate_supabase_schema(public_access: bool = False) -> str:
         else "owner policies: each signed-in user sees only their own projects"
     )
     sections = [
-        ("Tables and indexes (the 8 tables of DESIGN §4)", _tables_sql()),
+        ("Tables and indexes (the 8 tables of docs/architecture.md, 'Tables and views')", _tables_sql()),
         ("Views (run with the caller's rights, so RLS applies)", _views_sql()),
         ("Migration version, so `glimpse3d db upgrade` continues from here", _version_sql()),
         (f"Row-level security: {mode}", _rls_sql(public_access)),

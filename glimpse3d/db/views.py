@@ -1,4 +1,4 @@
-"""SQL of the two views (DESIGN §4); the same text runs on SQLite (>= 3.25) and PostgreSQL.
+"""SQL of the two views (docs/architecture.md, "Tables and views"); the same text runs on SQLite (>= 3.25) and PostgreSQL.
 
 Migrations import these strings as of their revision: when a view changes, copy the old text
 into the old revision before editing it here, and add a revision that recreates the view.

@@ -1,1 +1,1 @@
-"""The stages of DESIGN §1 with pluggable backends, and the resumable runner."""
+"""The stages of docs/architecture.md ("The pipeline") with pluggable backends, and the resumable runner."""

@@ -1,7 +1,7 @@
 """Classic (weight-free) multiview stage: a proxy 3D shape from the input silhouette.
 
 The processed photo (square RGBA, object centred) is the view from camera 0 (elevation 30°,
-azimuth 0°, distance 1.5, SyncDreamer intrinsics; DESIGN §2). From it we build a *proxy*:
+azimuth 0°, distance 1.5, SyncDreamer intrinsics; docs/architecture.md, "Cameras"). From it we build a *proxy*:
 
 1. **Visual hull under rotational similarity** – the input silhouette is assumed to be what the
    object also looks like from ``hull_azimuths`` other azimuths around the world Z axis; a voxel

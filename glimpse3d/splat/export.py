@@ -1,4 +1,4 @@
-"""Export a Gaussian-splat model to any of the user-facing formats (DESIGN §3).
+"""Export a Gaussian-splat model to any of the user-facing formats (docs/architecture.md, "Gaussian model and files").
 
 - ``ply``/``splat``/``spz``: splat files (:mod:`glimpse3d.splat.formats`).
 - ``glb``/``obj``/``usdz``: the decimated, UV-textured mesh of :mod:`glimpse3d.splat.mesh_asset`

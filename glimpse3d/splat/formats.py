@@ -1,6 +1,6 @@
 """Gaussian-splat file formats: ``.ply`` (3DGS), ``.splat`` (web) and ``.spz`` (Niantic).
 
-Conventions follow DESIGN §3 and :mod:`glimpse3d.splat.gaussians`:
+Conventions follow docs/architecture.md ("Gaussian model and files") and :mod:`glimpse3d.splat.gaussians`:
 
 - ``.ply``: the layout written by the reference 3DGS implementation (``save_ply`` in
   graphdeco-inria/gaussian-splatting): one binary little-endian ``vertex`` element with

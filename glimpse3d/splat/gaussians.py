@@ -1,4 +1,4 @@
-"""The Gaussian-splat model (DESIGN §3).
+"""The Gaussian-splat model (docs/architecture.md, "Gaussian model and files").
 
 All arrays are float32 torch tensors:
 

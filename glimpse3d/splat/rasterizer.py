@@ -1,6 +1,6 @@
 """Differentiable Gaussian-splat rasterizer (standard 3DGS math), CPU first.
 
-Conventions (DESIGN §2, §3):
+Conventions (docs/architecture.md: Cameras; Gaussian model and files):
 
 - ``camera.w2c`` is an OpenCV world-to-camera matrix (x right, y down, z forward); pixel
   ``(i, j)`` (column ``i``, row ``j``) has its centre at ``(i + 0.5, j + 0.5)``.

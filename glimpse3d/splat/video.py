@@ -2,7 +2,7 @@
 
 The camera orbits the origin at a fixed elevation (degrees) and distance (scene units),
 azimuth going 0 -> 360 degrees (exclusive, so the loop is seamless) counter-clockwise seen
-from above (DESIGN §2). Frames are composited over ``background`` (RGB in [0,1]).
+from above (docs/architecture.md, "Cameras"). Frames are composited over ``background`` (RGB in [0,1]).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Object storage over the 6 buckets of DESIGN §5 (local directory or S3-compatible)."""
+"""Object storage over the 6 buckets of docs/architecture.md ("Buckets") (local directory or S3-compatible)."""
 
 from glimpse3d.storage.base import BUCKETS, InvalidKey, Storage, StorageError, keys
 from glimpse3d.storage.factory import open_storage, open_storage_url

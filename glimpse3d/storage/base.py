@@ -84,7 +84,7 @@ def guess_content_type(key: str) -> str:
 
 
 class keys:  # noqa: N801 - a namespace of key builders
-    """Object keys inside each bucket (DESIGN §5)."""
+    """Object keys inside each bucket (docs/architecture.md, "Buckets")."""
 
     @staticmethod
     def original(pid: str, ext: str) -> str:

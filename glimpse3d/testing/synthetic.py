@@ -1,7 +1,7 @@
 """Synthetic objects with a known true shape and colour, for tests and benchmarks.
 
 Each object is a signed-distance function (scene units, negative inside) plus an albedo
-function, in a Z-up world (DESIGN §2). ``render_truth`` sphere-traces it from any
+function, in a Z-up world (docs/architecture.md, "Cameras"). ``render_truth`` sphere-traces it from any
 :class:`~glimpse3d.splat.cameras.Camera` with numpy (vectorised over pixels) and returns the
 straight-colour RGBA image and the camera-space depth z (0 where there is no object).
 Shading is Lambertian with a fixed world light, so a surface point has the same colour in

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.helpers import FAST
+from tests.utils.settings import FAST
 
 
 @pytest.fixture

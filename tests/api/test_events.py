@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
-from tests.api.test_projects import seed_project
+from tests.utils.api import seed_project
 
 
 def read_events(lines: Iterator[str], n: int) -> tuple[list[dict], int]:

@@ -15,7 +15,8 @@ import pytest
 import trimesh
 from PIL import Image
 
-from tests.api.helpers import live_server, sample_photo, wait_done, wait_for
+from tests.utils.api import live_server, sample_photo, wait_done
+from tests.utils.common import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -49,8 +50,8 @@ def test_end_to_end_with_a_restart_in_the_middle(api_settings) -> None:
         pid = r.json()["project_id"]
         assert c.post(f"/api/v1/generate/{pid}").status_code == 202
         # stop the server while the job is in the middle (views done, reconstruction pending)
-        wait_for(lambda: ctx1.repo.get_project(pid)["progress_percentage"] >= 40, 150, 0.05,
-                 "the multiview stage")
+        wait_for(lambda: ctx1.repo.get_project(pid)["progress_percentage"] >= 40, 150,
+                 "the multiview stage", interval=0.05)
         views_before = {v["view_index"]: v["created_at"] for v in ctx1.repo.list_views(pid)}
     row = ctx1.repo.get_project(pid)
     assert row["job"] is not None and row["status"] not in ("completed", "cancelled"), row
@@ -147,7 +148,7 @@ def test_shutdown_does_not_hang_on_open_event_streams(api_settings) -> None:
                                     daemon=True) for _ in range(3)]
         for t in readers:
             t.start()
-        wait_for(lambda: len(events) >= 3, 10, 0.05, "the streams to open")
+        wait_for(lambda: len(events) >= 3, 10, interval=0.05, what="the streams to open")
         t0 = time.monotonic()
     assert time.monotonic() - t0 < 5  # live_server joined uvicorn within 5 s
     for t in readers:

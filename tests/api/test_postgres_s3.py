@@ -9,9 +9,10 @@ import httpx
 from fastapi.testclient import TestClient
 
 from glimpse3d.splat.formats import model_from_bytes
-from tests.api.helpers import FAST, disc_photo
-from tests.api.test_projects import seed_project
-from tests.conftest import S3_KEY, S3_REGION, S3_SECRET
+from tests.utils.api import seed_project
+from tests.utils.common import disc_photo
+from tests.utils.services import S3_KEY, S3_REGION, S3_SECRET
+from tests.utils.settings import FAST
 
 
 def test_postgres_and_s3(make_settings, pg_url, s3_server, s3_storage_factory) -> None:

@@ -5,35 +5,14 @@ from __future__ import annotations
 
 import io
 import shutil
-from typing import Any
 
 import pytest
 
-from glimpse3d.splat.formats import model_from_bytes, model_to_bytes
-from glimpse3d.splat.gaussians import GaussianModel
-from glimpse3d.storage.base import MODELS, PROCESSED, UPLOADS, keys
-from tests.api.helpers import disc_photo
+from glimpse3d.splat.formats import model_from_bytes
+from glimpse3d.storage.base import MODELS, keys
+from tests.utils.api import seed_project
 
 UNKNOWN = "00000000-0000-0000-0000-000000000000"
-
-
-def seed_project(ctx: Any, name: str = "seeded", model: bool = False, status: str = "preprocessing",
-                 client_id: str | None = "testclient") -> str:
-    """A project as ingest leaves it (original + processed image), optionally with model v0."""
-    p = ctx.repo.create_project(name, client_id=client_id)
-    pid = p["id"]
-    png = disc_photo(64)
-    ctx.storage.put_bytes(UPLOADS, keys.original(pid, "png"), png, "image/png")
-    ctx.storage.put_bytes(PROCESSED, keys.processed(pid), png, "image/png")
-    ctx.repo.update_project(pid, original_image_key=keys.original(pid, "png"),
-                            processed_image_key=keys.processed(pid), status=status,
-                            progress_percentage=10.0)
-    if model:
-        g = GaussianModel.random(300, seed=1)
-        size = ctx.storage.put_bytes(MODELS, keys.model(pid, 0), model_to_bytes(g, "ply"))
-        ctx.repo.upsert_model(pid, 0, None, keys.model(pid, 0), g.num_gaussians, size, "test")
-        ctx.repo.update_project(pid, status="completed", progress_percentage=100.0)
-    return pid
 
 
 @pytest.mark.parametrize(

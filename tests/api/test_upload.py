@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.api.helpers import disc_photo, free_port, wait_for
+from tests.utils.common import disc_photo, free_port, wait_for
 
 UPLOAD = "/api/v1/upload"
 
@@ -187,7 +187,7 @@ def redis_url():
         import redis
 
         r = redis.Redis(port=port)
-        wait_for(lambda: _ping(r), 10, 0.05, "redis-server")
+        wait_for(lambda: _ping(r), 10, interval=0.05, what="redis-server")
         yield f"redis://127.0.0.1:{port}/0"
     finally:
         proc.terminate()

@@ -22,7 +22,7 @@ from glimpse3d.splat.formats import model_to_bytes
 from glimpse3d.splat.gaussians import GaussianModel
 from glimpse3d.splat.images import rgba_png_bytes
 from glimpse3d.storage.base import DEPTH, MODELS, MULTIVIEW, PROCESSED, UPLOADS, keys
-from tests.api.helpers import disc_photo, wait_for
+from tests.utils.common import disc_photo, wait_for
 
 
 @pytest.fixture

@@ -54,7 +54,7 @@ def test_run_all_records_every_row_and_file(repo_and_storage, make_settings):
     versions = [m["version"] for m in repo.list_models(pid)]
     assert versions == list(range(n_iter + 1))  # contiguous v0..vN
 
-    # one file per row, in the bucket layout of DESIGN §5
+    # one file per row, in the bucket layout of docs/architecture.md ("Buckets")
     assert storage.list(UPLOADS, f"{pid}/") == [f"{pid}/original.png"]
     assert set(storage.list(PROCESSED, f"{pid}/")) == {f"{pid}/processed.png", f"{pid}/mask.png"}
     assert len(storage.list(MULTIVIEW, f"{pid}/views/")) == 16

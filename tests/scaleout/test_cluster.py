@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.scaleout.cluster import Cluster, disc_photo, running_cluster, wait_for
+from tests.utils.cluster import Cluster, disc_photo, running_cluster, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -113,7 +113,7 @@ def test_two_apis_two_workers_survive_a_killed_worker(
 
 def _upload(base: str, seed: int) -> httpx.Response:
     return httpx.post(f"{base}/api/v1/upload", timeout=60,
-                      files={"file": (f"disc{seed}.png", disc_photo(seed=seed), "image/png")})
+                      files={"file": (f"disc{seed}.png", disc_photo(384, seed=seed), "image/png")})
 
 
 def _run_kill_scenario(c: Cluster, a1: str, a2: str, repo: Any, storage: Any) -> None:
@@ -211,7 +211,7 @@ def test_cancel_running_job_and_graceful_worker_shutdown(
     runner = PipelineRunner(repo, storage, settings)
     with running_cluster(tmp_path / "cluster", pg_url, s3_server, prefix) as c:
         try:
-            p1, p2 = (runner.ingest(disc_photo(seed=s), "d.png")["id"] for s in (11, 12))
+            p1, p2 = (runner.ingest(disc_photo(384, seed=s), "d.png")["id"] for s in (11, 12))
             c.start_worker("worker-a")
             c.wait_workers(1)
             queue.enqueue(p1, {"kind": "generate"})

@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from glimpse3d.jobs import distributed as d
-from tests.conftest import PG_ADMIN_DSN
-from tests.scaleout.cluster import disc_photo
+from tests.utils.cluster import disc_photo
+from tests.utils.services import PG_ADMIN_DSN
 
 
 def test_lost_database_requeues_then_resumes(pq_settings: Callable[..., Any],
@@ -39,7 +39,7 @@ def test_lost_database_requeues_then_resumes(pq_settings: Callable[..., Any],
                           "WHERE datname = %s AND pid <> pg_backend_pid()", (db,))
 
     try:
-        pid = PipelineRunner(repo, storage, settings).ingest(disc_photo(seed=5), "d.png")["id"]
+        pid = PipelineRunner(repo, storage, settings).ingest(disc_photo(384, seed=5), "d.png")["id"]
         repo.update_project(pid, job={"kind": "generate"})  # as enqueue records it
         runner = d.JobRunner(settings, repo, storage, on_progress=cut_database)
         with pytest.raises(d.RetryLater, match="database connection lost"):

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import io
 import shutil
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -25,6 +24,8 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
+
+from tests.utils.common import free_port
 
 pytestmark = pytest.mark.browser
 
@@ -47,12 +48,6 @@ CHROMIUM_ARGS = [
 ]
 MAX_UPLOAD = 1024 * 1024
 PIPELINE_TIMEOUT_MS = 300_000  # generous: the CI machine may be shared; ~60 s when idle
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _sample_photo(tmp: Path) -> Path:
@@ -96,7 +91,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         max_upload_bytes=MAX_UPLOAD,  # small, so the too-large check needs no 10 MB transfer
     )
     app = create_app(settings)
-    port = _free_port()
+    port = free_port()
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()

@@ -1,4 +1,4 @@
-"""Queueing the pipeline (generate, refine) and downloading exports."""
+"""Queueing the pipeline (generate, refine, or both as one ``run`` job) and downloading exports."""
 
 from __future__ import annotations
 
@@ -118,6 +118,40 @@ def refine(
     job = {
         "kind": "refine",
         "iterations": iterations or 3,
+        "strength": STRENGTH_PRESETS[strength or "medium"],
+    }
+    ctx.queue.enqueue(project_id, job, client_id=client)
+    return _accepted(ctx, project_id, job)
+
+
+@router.post(
+    "/run/{project_id}",
+    status_code=202,
+    response_model=JobAccepted,
+    summary="Queue generate then refine as one job (the web workspace's Generate button)",
+    description="One job that makes model v0 (or resumes it) and then runs the refinement "
+    "iterations, so nothing depends on the client staying connected in between. 409 while a "
+    "job is queued or running or before the upload was processed.",
+    responses=error_responses(400, 404, 409, 422, 429),
+)
+def run(
+    project_id: str,
+    ctx: Ctx,
+    client: Client,
+    iterations: Annotated[
+        int | None, Query(ge=0, le=10, description="Refinement iterations after v0 (default 3).")
+    ] = None,
+    strength: Annotated[
+        Strength | None, Query(description="low 0.25, medium 0.5 (default), high 0.75.")
+    ] = None,
+) -> JobAccepted:
+    project = ctx.repo.get_project(project_id)
+    if not project.get("processed_image_key"):
+        raise ApiError(409, "the upload has not been preprocessed; upload the photo again")
+    _check_can_start(ctx, project, client)
+    job = {
+        "kind": "run",
+        "iterations": 3 if iterations is None else iterations,
         "strength": STRENGTH_PRESETS[strength or "medium"],
     }
     ctx.queue.enqueue(project_id, job, client_id=client)

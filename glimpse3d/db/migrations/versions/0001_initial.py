@@ -1,4 +1,4 @@
-"""Initial schema: the 8 tables of DESIGN §4 and the 2 views (views SQL as of this revision)
+"""Initial schema: the 8 tables of docs/architecture.md ("Tables and views") and the 2 views (views SQL as of this revision)
 
 Revision ID: 0001
 Revises:

@@ -3,13 +3,17 @@
 
 export const API = "/api/v1";
 
-export const EXPORT_FORMATS = ["ply", "splat", "spz", "glb", "obj", "mp4"];
-
-export const ACTIVE_STATUSES = new Set([
-  "uploading", "preprocessing", "multiview_generating", "depth_estimating",
-  "reconstructing", "refining", "exporting",
-]);
-export const TERMINAL_STATUSES = new Set(["completed", "failed", "cancelled"]);
+// The vocabulary of the server (glimpse3d/domain.py), read once: no copies here.
+export const META = await fetch("/api/meta").then((r) => {
+  if (!r.ok) throw new Error(`GET /api/meta answered ${r.status}`);
+  return r.json();
+});
+export const EXPORT_FORMATS = META.export_formats;
+export const ACTIVE_STATUSES = new Set(META.active_statuses);
+export const TERMINAL_STATUSES = new Set(META.terminal_statuses);
+export const IMAGE_TYPES = META.image_mime_types;
+export const IMAGE_EXTENSIONS = META.image_extensions;
+export const NUM_VIEWS = META.num_views;
 
 export class ApiError extends Error {
   /** @param {number} status HTTP status (0 for a network failure) @param {string} message */
@@ -77,6 +81,8 @@ export const api = {
   /** @param {FormData} form with `file`, `remove_bg`, `name` */
   upload: (form) => request("POST", "upload", { body: form }),
   generate: (id) => request("POST", `generate/${encodeURIComponent(id)}`),
+  /** One server-side job: generate (or resume) v0, then `iterations` refinements. */
+  run: (id, iterations) => request("POST", `run/${encodeURIComponent(id)}`, { query: { iterations } }),
   refine: (id, iterations) => request("POST", `refine/${encodeURIComponent(id)}`, {
     query: { iterations }, ...jsonBody({ iterations }),
   }),

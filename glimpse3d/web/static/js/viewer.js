@@ -1,7 +1,7 @@
 // 3D viewer for Gaussian-splat models: Spark (SplatMesh on three.js, WebGL2) with a
 // three.js point-cloud fallback parsed from the same .ply/.splat bytes.
 //
-// Conventions (DESIGN §2): world is Z-up, object centred at the origin within radius ~0.5;
+// Conventions (docs/architecture.md, "Cameras"): world is Z-up, object centred at the origin within radius ~0.5;
 // the start camera is view 0 (elevation 30°, azimuth 0°, distance 1.5, vertical FOV 49.1°).
 // Renders on demand (after orbit/zoom, load, or Spark's own re-sort) to spare the CPU.
 

@@ -8,7 +8,6 @@ Every process gets ``PGAPPNAME`` = its name, so its database sessions can be fou
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import shutil
@@ -17,50 +16,18 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import psycopg
-from PIL import Image
 
+from glimpse3d.jobs.distributed.app import PROJECT_LOCK_NAMESPACE
+from tests.utils.common import disc_photo, free_port, wait_for  # noqa: F401 - re-used here
 from tests.utils.settings import fast_env
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-PROJECT_LOCK_NAMESPACE = 0x6733_6431  # glimpse3d.jobs.distributed.PROJECT_LOCK_NAMESPACE
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def disc_photo(size: int = 384, seed: int = 0) -> bytes:
-    """A two-coloured disc on a light grey background (PNG bytes)."""
-    yy, xx = np.mgrid[:size, :size].astype(np.float32)
-    inside = (xx - size / 2) ** 2 + (yy - size / 2) ** 2 < (0.3 * size) ** 2
-    img = np.full((size, size, 3), 232, np.uint8)
-    img[inside] = (205, 60, 40)
-    img[inside & (xx > size / 2)] = (50, 90, 200)
-    img += np.random.default_rng(seed).integers(0, 6, img.shape).astype(np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(img).save(buf, "PNG")
-    return buf.getvalue()
-
-
-def wait_for(pred: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
-    """Poll ``pred`` until it returns a truthy value; raise ``TimeoutError`` naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
 
 
 @dataclass
