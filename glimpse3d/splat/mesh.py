@@ -395,17 +395,23 @@ def simplify(mesh: trimesh.Trimesh, max_faces: int) -> trimesh.Trimesh:
 
     if int(max_faces) < MIN_FACES:
         raise MeshExtractionError(f"face budget must be at least {MIN_FACES}, got {max_faces}")
-    out = mesh
-    if len(mesh.faces) > max_faces:
-        # the decimator may stop a few faces over its target, and closing pinches adds a
-        # few: aim a little lower
-        target = 1.0 - 0.99 * max_faces / len(mesh.faces)
+    max_faces = int(max_faces)
+    out = clean(mesh) if len(mesh.faces) <= max_faces else mesh
+    # the decimator may stop a few faces over its target, and closing pinches adds some:
+    # aim lower, and lower again if needed
+    target = 0.99 * max_faces
+    for _ in range(4):
+        if len(out.faces) <= max_faces:
+            break
         points, faces = fast_simplification.simplify(
             np.asarray(mesh.vertices, np.float32), np.asarray(mesh.faces, np.int32),
-            target_reduction=target, agg=SIMPLIFY_AGGRESSION,
+            target_reduction=max(0.0, 1.0 - target / len(mesh.faces)), agg=SIMPLIFY_AGGRESSION,
         )
-        out = trimesh.Trimesh(vertices=points, faces=faces, process=False)
-    return clean(out)
+        out = clean(trimesh.Trimesh(vertices=points, faces=faces, process=False))
+        target *= 0.98 * max_faces / max(len(out.faces), 1)
+    if len(out.faces) > max_faces:
+        raise MeshExtractionError(f"could not reduce the mesh to {max_faces} faces (got {len(out.faces)})")
+    return out
 
 
 def edge_use_counts(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
