@@ -1,4 +1,5 @@
-"""SQLAlchemy 2 models for the 8 tables of docs/architecture.md ("Tables and views") (one schema for SQLite and PostgreSQL).
+"""SQLAlchemy 2 models for the 8 tables of docs/architecture.md ("Tables and views") and
+``api_keys`` (one schema for SQLite and PostgreSQL).
 
 Conventions:
 - ids are UUID strings (``String(36)``), made in Python (``uuid4``) so both dialects agree;
@@ -122,6 +123,12 @@ class Project(Base):
     settings: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     owner_id: Mapped[str | None] = mapped_column(String(64))
     client_id: Mapped[str | None] = mapped_column(String(128))
+    #: who started the recorded ``job`` (identity or, in ``none`` mode, client address):
+    #: the per-requester job cap counts these rows, so it holds across workers.
+    job_requester: Mapped[str | None] = mapped_column(String(128))
+    #: set when a delete began; the row is hidden from then on and removed once its files
+    #: are gone (``glimpse3d cleanup`` finishes deletes that were interrupted).
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     attempts: Mapped[int] = mapped_column(
         Integer, nullable=False, default=0, server_default=text("0")
     )
@@ -137,6 +144,7 @@ class Project(Base):
         Index("ix_projects_created_at", "created_at"),
         Index("ix_projects_owner_id", "owner_id"),
         Index("ix_projects_client_id_status", "client_id", "status"),
+        Index("ix_projects_job_requester", "job_requester"),
     )
 
 
@@ -310,6 +318,21 @@ class ExportHistory(Base):
     __table_args__ = (UniqueConstraint("project_id", "model_version", "format"),)
 
 
+class ApiKey(Base):
+    """An API key (``GLIMPSE3D_AUTH=api_key``): only its SHA-256 is stored; ``prefix`` (the
+    first characters of the key) identifies it in listings. Revoked keys keep their row."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = _id()
+    owner_id: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    name: Mapped[str | None] = mapped_column(String(255))
+    key_hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    prefix: Mapped[str] = mapped_column(String(16), nullable=False)
+    created_at: Mapped[datetime] = _created()
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
 TABLES: tuple[str, ...] = (
     "projects",
     "multiview_generation",
@@ -321,3 +344,5 @@ TABLES: tuple[str, ...] = (
     "export_history",
 )
 CHILD_TABLES: tuple[str, ...] = TABLES[1:]
+#: Tables of the service itself (not project data): no row-level policy grants them to users.
+SERVICE_TABLES: tuple[str, ...] = ("api_keys",)

@@ -130,11 +130,15 @@ def validate_image(data: bytes, *, max_bytes: int | None = None) -> Image.Image:
             w, h = img.size
             if w * h > MAX_PIXELS:
                 raise _fail("decompression_bomb", bomb_msg)
+            if max(w, h) > MAX_SIDE:  # from the header: refuse before decoding
+                raise _fail("too_big", f"the image is {w}x{h} px; the long side must be at "
+                            f"most {MAX_SIDE} px (downscale it)")
             img.load()
             if getattr(img, "n_frames", 1) > 1:
                 img.seek(0)
             img = ImageOps.exif_transpose(img)
             img = _to_8bit(img)
+            img.format = fmt  # the source format (the stored original keeps it)
     except ImageValidationError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:

@@ -121,17 +121,34 @@ class PipelineRunner:
             project_name[:200], settings=psettings, owner_id=owner_id, client_id=client_id
         )
         pid = project["id"]
-        key = keys.original(pid, ext)
-        self.storage.put_bytes(UPLOADS, key, data, guess_content_type(key))
-        self.repo.update_project(pid, original_image_key=key)
         try:
+            key = keys.original(pid, ext)
+            self.storage.put_bytes(UPLOADS, key, data, guess_content_type(key))
+            self.repo.update_project(pid, original_image_key=key)
             self._stage_preprocess(pid, force=True)
-        except UserError:
-            # nothing usable was made: remove the half-created project entirely
-            self.storage.delete_project(pid)
-            self.repo.delete_project(pid)
+        except BaseException:
+            # an unusable photo, or storage/database failing: leave nothing behind
+            self._undo_ingest(pid)
             raise
         return self.repo.get_project(pid)
+
+    def _undo_ingest(self, project_id: str) -> None:
+        """Remove a half-created project: its files, then its row (best effort; what is left
+        when storage or the database is down is swept by ``glimpse3d cleanup``)."""
+        from glimpse3d.db.repository import ProjectNotFound
+
+        try:
+            self.storage.delete_project(project_id)
+        except Exception:  # noqa: BLE001 - the original error matters more
+            log.warning("could not remove the files of failed upload %s", project_id,
+                        exc_info=True)
+        try:
+            self.repo.delete_project(project_id)
+        except ProjectNotFound:
+            pass
+        except Exception:  # noqa: BLE001
+            log.warning("could not remove the row of failed upload %s", project_id,
+                        exc_info=True)
 
     def generate(self, project_id: str) -> None:
         """Multiview -> depth -> reconstruct (v0) -> quick exports of v0; ends 'completed'."""
