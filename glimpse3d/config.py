@@ -60,10 +60,24 @@ class Settings(BaseSettings):
     # --- pipeline
     segment_backend: str = Field("classic", description="classic | transformers | rembg")
     segment_model: str | None = Field(None, description="Model id or local dir for segmentation.")
-    multiview_backend: str = Field("classic", description="classic | diffusers | syncdreamer")
+    multiview_backend: str = Field(
+        "classic", description="classic | diffusers (Zero123) | zero123plus | syncdreamer")
     multiview_model: str | None = Field(None, description="Model id or local dir for views.")
-    proxy_shape: Literal["auto", "rotational", "prism"] = Field(
-        "auto", description="Classic multiview/depth shape prior: auto | rotational | prism.")
+    multiview_pipeline: str | None = Field(
+        None, description="Zero123++ custom pipeline: dir holding pipeline.py, or a hub id.")
+    multiview_steps: int | None = Field(None, ge=1, description="Diffusion steps per view set.")
+    input_elevation: float = Field(
+        30.0, ge=-89.0, le=89.0,
+        description="Elevation (degrees) the input photo was taken at, for Zero123++/SyncDreamer.")
+    syncdreamer_dir: str | None = Field(None, description="SyncDreamer checkout (git clone).")
+    syncdreamer_python: str | None = Field(
+        None, description="Python of SyncDreamer's own environment (its venv/conda).")
+    syncdreamer_checkpoint: str | None = Field(None, description="syncdreamer-pretrain.ckpt.")
+    syncdreamer_timeout_seconds: float = Field(
+        1800.0, gt=0, description="Longest a SyncDreamer subprocess may run.")
+    proxy_shape: Literal["auto", "rotational", "prism", "inflated"] = Field(
+        "auto",
+        description="Classic multiview/depth shape prior: auto | rotational | prism | inflated.")
     depth_backend: str = Field("classic", description="classic | transformers")
     depth_model: str | None = Field(None, description="Depth model id or local dir.")
     enhance_backend: str = Field("classic", description="classic | diffusers")
@@ -74,6 +88,7 @@ class Settings(BaseSettings):
     trust_remote_code: bool = Field(False, description="Allow models that ship their own code.")
     depth_align: str = Field("proxy", description="Learned depth alignment: proxy | silhouette")
     enhance_lightning: bool = Field(False, description="SDXL-Lightning 4-step scheduler.")
+    enhance_turbo: bool = Field(False, description="SDXL-Turbo: 2 steps, no guidance.")
     enhance_lightning_unet: str | None = Field(None, description="Lightning UNet weights file.")
     enhance_steps: int | None = Field(None, ge=1, description="Diffusion steps for enhancement.")
     enhance_prompt: str | None = Field(None, description="Text prompt for the enhancer.")
@@ -98,12 +113,41 @@ class Settings(BaseSettings):
 
     # --- HTTP limits
     max_upload_bytes: int = Field(10 * 1024 * 1024, description="Upload size limit (bytes).")
-    rate_limit: str = Field("10/minute", description="Uploads per client, e.g. 10/minute (limits syntax).")
-    max_active_jobs_per_client: int = Field(3, ge=1, description="Concurrent jobs per client.")
+    rate_limit: str = Field(
+        "10/minute", description="Uploads per identity, e.g. 10/minute (limits syntax).")
+    max_active_jobs_per_client: int = Field(3, ge=1, description="Concurrent jobs per identity.")
     cors_origins: list[str] = Field(default_factory=list, description="CORS allow-list.")
     retention_days: int = Field(30, ge=1, description="Projects older than this are deleted.")
     cleanup_interval_minutes: int = Field(60, ge=0, description="0 disables periodic cleanup.")
     redis_url: str | None = Field(None, description="Shared rate limits across API processes.")
+    max_concurrent_decodes: int = Field(2, ge=1, description="Uploads decoded at once (server-wide).")
+    max_concurrent_exports: int = Field(2, ge=1, description="Exports built at once (server-wide).")
+    max_event_streams: int = Field(200, ge=1, description="Open progress event streams (server-wide).")
+    keep_photo_metadata: bool = Field(
+        False, description="Keep EXIF/GPS/XMP/text metadata in stored originals.")
+
+    # --- identity and HTTP security
+    auth: Literal["none", "api_key", "supabase"] = Field(
+        "none", description="none (embedded, loopback only) | api_key | supabase.")
+    allow_remote_without_auth: bool = Field(
+        False, description="Let `serve` bind a non-loopback host with auth=none.")
+    supabase_url: str | None = Field(
+        None, description="Supabase project URL: JWKS, token issuer and web sign-in.")
+    supabase_anon_key: str | None = Field(None, description="Supabase anon key (web sign-in).")
+    supabase_jwt_secret: str | None = Field(
+        None, description="Supabase JWT secret, for HS256-signed tokens.")
+    supabase_jwks_url: str | None = Field(
+        None, description="JWKS URL; default {supabase_url}/auth/v1/.well-known/jwks.json.")
+    supabase_jwt_audience: str = Field("authenticated", description="Required JWT audience.")
+    link_secret: str | None = Field(
+        None, description="HMAC key of signed file links; default: a random key kept in the "
+        "storage directory.")
+    link_ttl_seconds: int = Field(3600, ge=60, le=7 * 86400, description="Lifetime of file links.")
+    forwarded_allow_ips: list[str] = Field(
+        default_factory=list, description="Proxies trusted for X-Forwarded-For (default none).")
+    allowed_hosts: list[str] = Field(
+        default_factory=lambda: ["localhost", "127.0.0.1", "[::1]"],
+        description="Host headers accepted (DNS-rebinding guard); * for any.")
 
     @property
     def resolved_database_url(self) -> str:

@@ -61,6 +61,13 @@ ENHANCED = "enhanced-views"
 MODELS = "3d-models"
 BUCKETS: tuple[str, ...] = (UPLOADS, PROCESSED, MULTIVIEW, DEPTH, ENHANCED, MODELS)
 
+# ------------------------------------------------------------------ identity
+#: Values of ``GLIMPSE3D_AUTH`` (see ``glimpse3d.auth``).
+AUTH_MODES: tuple[str, ...] = ("none", "api_key", "supabase")
+#: The owner of projects made without an authenticated identity: the CLI, and the API in
+#: ``none`` mode (``glimpse3d keys create local`` hands them to a key).
+LOCAL_OWNER = "local"
+
 # ------------------------------------------------------------------ file formats
 #: Gaussian-splat model files (read and written).
 MODEL_FORMATS: tuple[str, ...] = ("ply", "splat", "spz")

@@ -119,6 +119,8 @@ def make_settings(tmp_path: Path) -> Callable[..., Any]:
 
     def make(**overrides: Any) -> Settings:
         overrides.setdefault("data_dir", tmp_path)
+        # TestClient sends "Host: testserver"; the loopback names cover real servers
+        overrides.setdefault("allowed_hosts", ["localhost", "127.0.0.1", "[::1]", "testserver"])
         return Settings(_env_file=None, **overrides)  # type: ignore[call-arg]
 
     return make

@@ -17,10 +17,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from glimpse3d.api.deps import API_PREFIX, ApiContext
 from glimpse3d.api.errors import install_error_handlers
 from glimpse3d.api.events import ProgressBroadcaster
+from glimpse3d.api.headers import SecurityHeadersMiddleware, content_security_policy
 from glimpse3d.api.ratelimit import UploadLimiter
 from glimpse3d.config import Settings, get_settings
 
@@ -62,6 +64,18 @@ def build_context(settings: Settings) -> ApiContext:
     limiter = UploadLimiter(settings.rate_limit, settings.redis_url)
     return ApiContext(settings, services.repo, services.storage, services.queue, broadcaster,
                       limiter)
+
+
+def allowed_hosts(settings: Settings) -> list[str]:
+    """``settings.allowed_hosts`` plus the host of ``public_base_url`` (a Host header naming
+    anything else is refused with 400: the guard against DNS rebinding)."""
+    from urllib.parse import urlsplit
+
+    hosts = list(settings.allowed_hosts)
+    public = urlsplit(settings.public_base_url).hostname if settings.public_base_url else None
+    if public and public not in hosts:
+        hosts.append(public)
+    return hosts
 
 
 def create_app(settings: Settings | None = None, *, start_worker: bool = True) -> FastAPI:
@@ -106,15 +120,18 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = True) -
             CORSMiddleware,
             allow_origins=list(settings.cors_origins),
             allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
-            allow_headers=["Content-Type", "Last-Event-ID"],
+            allow_headers=["Content-Type", "Last-Event-ID", "Authorization"],
             expose_headers=["Retry-After", "Content-Disposition"],
             max_age=600,
         )
+    app.add_middleware(SecurityHeadersMiddleware, csp=content_security_policy(settings))
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(settings))
 
-    from glimpse3d.api.routes import files, health, meta, pipeline, projects
+    from glimpse3d.api.routes import auth, files, health, meta, pipeline, projects
 
     app.include_router(projects.router, prefix=API_PREFIX)
     app.include_router(pipeline.router, prefix=API_PREFIX)
+    app.include_router(auth.router, prefix=API_PREFIX)
     app.include_router(health.router)
     app.include_router(meta.router)
     if ctx.storage.local_path("project-uploads", "probe") is not None:

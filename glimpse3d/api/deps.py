@@ -9,9 +9,11 @@ from typing import TYPE_CHECKING, Any
 from fastapi import Request
 
 from glimpse3d.api.events import ProgressBroadcaster
-from glimpse3d.api.ratelimit import UploadLimiter
+from glimpse3d.api.ratelimit import SlotLimiter, UploadLimiter
 
 if TYPE_CHECKING:
+    from glimpse3d.api.security import Authenticator
+    from glimpse3d.auth import Identity
     from glimpse3d.config import Settings
     from glimpse3d.db.repository import Repository
     from glimpse3d.jobs.base import JobQueue
@@ -31,6 +33,11 @@ class ApiContext:
     queue: JobQueue
     broadcaster: ProgressBroadcaster
     limiter: UploadLimiter
+    authenticator: Authenticator = field(init=False)
+    #: server-wide caps on the expensive work (settings max_concurrent_* / max_event_streams)
+    decodes: SlotLimiter = field(init=False)
+    exports: SlotLimiter = field(init=False)
+    streams: SlotLimiter = field(init=False)
     shutting_down: threading.Event = field(default_factory=threading.Event)
     sse_poll_interval: float = 0.5
     sse_keepalive: float = 15.0
@@ -38,6 +45,19 @@ class ApiContext:
     #: serialized status responses: project id -> (row fingerprint, monotonic time, JSON)
     status_cache: dict[str, tuple[tuple, float, bytes]] = field(default_factory=dict)
     status_cache_seconds: float = 2.0
+
+    def __post_init__(self) -> None:
+        from glimpse3d.api.security import Authenticator
+
+        self.authenticator = Authenticator(self)
+        s = self.settings
+        self.decodes = SlotLimiter("photo decodes", s.max_concurrent_decodes, wait_seconds=20.0)
+        self.exports = SlotLimiter("exports", s.max_concurrent_exports, wait_seconds=30.0)
+        self.streams = SlotLimiter("event streams", s.max_event_streams, wait_seconds=0.0)
+
+    def project_of(self, identity: Identity, project_id: str) -> dict[str, Any]:
+        """The caller's project (ProjectNotFound -> 404 for anyone else's or a missing one)."""
+        return self.repo.get_owned_project(project_id, identity.owner_id)
 
     def runner(self) -> PipelineRunner:
         """A pipeline runner for work done inside a request (ingest, export)."""
@@ -69,7 +89,3 @@ class ApiContext:
 def get_ctx(request: Request) -> ApiContext:
     return request.app.state.ctx
 
-
-def client_id(request: Request) -> str:
-    """Who is calling, for rate limits and the active-job cap: the peer address."""
-    return request.client.host if request.client else "unknown"

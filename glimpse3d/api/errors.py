@@ -3,6 +3,8 @@
 - ``UserError`` subclasses carry their status (415/413/422 image rules, 409 ``WrongState``),
 - ``ProjectNotFound`` -> 404, request validation -> 422 (a readable message + ``errors``),
 - ``RateLimited`` -> 429 with ``Retry-After`` (seconds),
+- a database that is unreachable or read-only, a full or read-only disk, an unreachable
+  object store -> 503 with a one-line reason (never a path),
 - anything else -> 500 ``internal server error`` (logged; the traceback never leaves the server).
 """
 
@@ -47,6 +49,7 @@ class RateLimited(ApiError):
 
 _DESCRIPTIONS = {
     400: "Malformed request.",
+    401: "Missing, unknown, expired or wrongly signed credentials (`Authorization: Bearer`).",
     404: "Unknown project (or file).",
     409: "The project is in the wrong state for this action (e.g. a job is already running, "
     "or no model exists yet).",
@@ -54,10 +57,11 @@ _DESCRIPTIONS = {
     415: "Not an image (detected from the content, not the client's content type).",
     422: "Invalid parameters or an unusable image (too small, too blurry, blank, "
     "decompression bomb); the message names the rule.",
-    429: "Too many requests from this client (uploads per minute, or active jobs); "
+    429: "Too many requests from this user (uploads per minute, or active jobs); "
     "see `Retry-After`.",
     500: "Internal error; details are logged on the server, never returned.",
-    503: "A dependency (database, storage or queue) is unavailable.",
+    503: "A dependency (database, storage or queue) is unavailable, read-only or full, or "
+    "the server is at a concurrency cap; see `Retry-After` when given.",
 }
 
 
@@ -65,7 +69,7 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """``responses=`` entries documenting the given error statuses with :class:`ErrorResponse`
     (422 for invalid parameters and 500 are always included)."""
     out: dict[int | str, dict[str, Any]] = {}
-    for code in sorted({*codes, 422, 500}):
+    for code in sorted({*codes, 422, 500, 503}):
         entry: dict[str, Any] = {"model": ErrorResponse, "description": _DESCRIPTIONS[code]}
         if code == 429:
             entry["headers"] = {
@@ -85,6 +89,39 @@ def _validation_message(exc: RequestValidationError) -> str:
         loc = ".".join(str(x) for x in err.get("loc", ()) if x not in ("body",)) or "request"
         parts.append(f"{loc}: {err.get('msg', 'invalid')}")
     return "invalid request: " + "; ".join(parts)
+
+
+def unavailable_detail(exc: BaseException) -> str | None:
+    """The 503 message for a failure of the database or storage, or None for other errors."""
+    import errno
+
+    from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+
+    from glimpse3d.storage.base import StorageError
+
+    if isinstance(exc, IntegrityError):
+        return None
+    if isinstance(exc, OperationalError | DBAPIError):
+        text = str(getattr(exc, "orig", exc)).lower()
+        if "read-only" in text or "readonly" in text or "read only" in text:
+            return "the database is read-only; try again later"
+        return "the database is unavailable; try again later"
+    if isinstance(exc, FileNotFoundError):
+        return None
+    if isinstance(exc, OSError):
+        reason = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
+                  errno.EROFS: "storage is read-only", errno.EACCES: "storage is not writable",
+                  errno.EPERM: "storage is not writable"}.get(exc.errno or 0)
+        return f"storage unavailable: {reason or 'I/O error'}; try again later"
+    if isinstance(exc, StorageError):
+        return "storage unavailable; try again later"
+    try:
+        from botocore.exceptions import BotoCoreError, ClientError
+    except ImportError:  # pragma: no cover
+        return None
+    if isinstance(exc, BotoCoreError | ClientError):
+        return "the object store is unavailable; try again later"
+    return None
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -113,7 +150,35 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return _json(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
 
-    @app.exception_handler(Exception)
-    async def _internal(request: Request, exc: Exception) -> JSONResponse:
+    async def _dependency_failed(request: Request, exc: Exception) -> JSONResponse:
+        unavailable = unavailable_detail(exc)
+        if unavailable is not None:
+            log.warning("%s %s: %s (%s)", request.method, request.url.path, unavailable,
+                        _first_line(exc))
+            return _json(503, unavailable, {"Retry-After": "30"})
         log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
         return _json(500, "internal server error; the details are in the server log")
+
+    # Handled here (not by the catch-all below, which Starlette re-raises after answering)
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from glimpse3d.storage.base import StorageError
+
+    dependency_errors: list[type[Exception]] = [OSError, SQLAlchemyError, StorageError]
+    try:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        dependency_errors += [BotoCoreError, ClientError]
+    except ImportError:  # pragma: no cover
+        pass
+    for cls in dependency_errors:
+        app.add_exception_handler(cls, _dependency_failed)
+
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, exc: Exception) -> JSONResponse:
+        return await _dependency_failed(request, exc)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -3,8 +3,8 @@
 One module per group of commands, each a plain function registered here:
 ``run`` (:mod:`glimpse3d.cli.run`), ``render``/``export`` (:mod:`glimpse3d.cli.model`),
 ``serve``/``worker``/``doctor``/``cleanup`` (:mod:`glimpse3d.cli.service`) and the ``db``
-sub-app (:mod:`glimpse3d.cli.db`). A new group (e.g. ``keys``) is a module with its own
-``typer.Typer`` added below with ``app.add_typer``.
+and ``keys`` sub-apps (:mod:`glimpse3d.cli.db`, :mod:`glimpse3d.cli.keys`). A new group is a
+module with its own ``typer.Typer`` added below with ``app.add_typer``.
 
 Exit codes: 0 success, 2 bad input (one-line reason on stderr), 1 internal failure.
 Heavy modules are imported inside each command so ``glimpse3d --help`` stays fast.
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import typer
 
-from glimpse3d.cli import db, model, service
+from glimpse3d.cli import db, keys, model, service
 from glimpse3d.cli import run as run_module
 from glimpse3d.cli._common import console, handle_errors
 
@@ -33,6 +33,7 @@ app.command("worker")(service.worker)
 app.command("doctor")(service.doctor)
 app.command("cleanup")(service.cleanup)
 app.add_typer(db.app, name="db")
+app.add_typer(keys.app, name="keys")
 
 __all__ = ["app", "console", "handle_errors"]
 

@@ -13,11 +13,18 @@ from glimpse3d.cli._common import handle_errors
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    allow_remote: Annotated[
+        bool, typer.Option(help="Allow a non-loopback host with GLIMPSE3D_AUTH=none.")
+    ] = False,
 ) -> None:
-    """Serve the HTTP API and the web workspace."""
+    """Serve the HTTP API and the web workspace (loopback only unless authenticated)."""
     from glimpse3d.api.server import serve as serve_app
+    from glimpse3d.config import get_settings
 
-    serve_app(host=host, port=port)
+    settings = get_settings()
+    if allow_remote:
+        settings = settings.model_copy(update={"allow_remote_without_auth": True})
+    serve_app(host=host, port=port, settings=settings)
 
 
 @handle_errors
@@ -52,7 +59,8 @@ def cleanup(
     older_than: Annotated[str, typer.Option(help="Age, e.g. 30d, 12h.")] = "30d",
     dry_run: Annotated[bool, typer.Option(help="Only list what would be deleted.")] = False,
 ) -> None:
-    """Delete projects older than the given age, rows and files."""
+    """Delete projects older than the given age (rows and files), finish interrupted
+    deletes and remove orphan files; projects with a queued or running job are kept."""
     from glimpse3d.config import get_settings
     from glimpse3d.jobs.cleanup import cleanup_projects, parse_age
     from glimpse3d.services import open_services
@@ -63,4 +71,5 @@ def cleanup(
     verb = "would delete" if dry_run else "deleted"
     for pid in ids:
         print(f"{verb} {pid}")
-    print(f"{verb} {len(ids)} project(s) older than {older_than}")
+    print(f"{verb} {len(ids)} project(s) (older than {older_than}, interrupted deletes, "
+          "orphan files)")

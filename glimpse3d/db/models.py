@@ -1,4 +1,5 @@
-"""SQLAlchemy 2 models for the 8 tables of docs/architecture.md ("Tables and views") (one schema for SQLite and PostgreSQL).
+"""SQLAlchemy 2 models for the 8 tables of docs/architecture.md ("Tables and views") and
+``api_keys`` (one schema for SQLite and PostgreSQL).
 
 Conventions:
 - ids are UUID strings (``String(36)``), made in Python (``uuid4``) so both dialects agree;
@@ -139,6 +140,12 @@ class Project(Base):
     settings: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     owner_id: Mapped[str | None] = mapped_column(String(64))
     client_id: Mapped[str | None] = mapped_column(String(128))
+    #: who started the recorded ``job`` (identity or, in ``none`` mode, client address):
+    #: the per-requester job cap counts these rows, so it holds across workers.
+    job_requester: Mapped[str | None] = mapped_column(String(128))
+    #: set when a delete began; the row is hidden from then on and removed once its files
+    #: are gone (``glimpse3d cleanup`` finishes deletes that were interrupted).
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     attempts: Mapped[int] = mapped_column(
         Integer, nullable=False, default=0, server_default=text("0")
     )
@@ -154,17 +161,28 @@ class Project(Base):
         Index("ix_projects_created_at", "created_at"),
         Index("ix_projects_owner_id", "owner_id"),
         Index("ix_projects_client_id_status", "client_id", "status"),
+        Index("ix_projects_job_requester", "job_requester"),
     )
 
 
 class MultiviewGeneration(ProjectChild, Base):
-    """One generated view (16 per project). Angles in degrees (docs/architecture.md, "Cameras")."""
+    """One generated view (16 per project with the SyncDreamer cameras, 7 with Zero123++)
+    and the camera it was made at: angles in degrees (docs/architecture.md, "Cameras"), orbit distance in scene
+    units, pinhole intrinsics in pixels. The camera columns are NULL for views recorded
+    before they existed (read as the SyncDreamer camera at those angles)."""
 
     __tablename__ = "multiview_generation"
 
     view_index: Mapped[int] = mapped_column(Integer, nullable=False)
     elevation: Mapped[float] = mapped_column(Float, nullable=False)
     azimuth: Mapped[float] = mapped_column(Float, nullable=False)
+    distance: Mapped[float | None] = mapped_column(Float, nullable=True)
+    fx: Mapped[float | None] = mapped_column(Float, nullable=True)
+    fy: Mapped[float | None] = mapped_column(Float, nullable=True)
+    cx: Mapped[float | None] = mapped_column(Float, nullable=True)
+    cy: Mapped[float | None] = mapped_column(Float, nullable=True)
+    width: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    height: Mapped[int | None] = mapped_column(Integer, nullable=True)
     image_key: Mapped[str] = mapped_column(String(512), nullable=False)
     backend: Mapped[str] = mapped_column(String(64), nullable=False)
     generation_time: Mapped[float] = mapped_column(Float, nullable=False, default=0.0)
@@ -286,6 +304,21 @@ class ExportHistory(ProjectChild, Base):
     __table_args__ = (UniqueConstraint("project_id", "model_version", "format"),)
 
 
+class ApiKey(Base):
+    """An API key (``GLIMPSE3D_AUTH=api_key``): only its SHA-256 is stored; ``prefix`` (the
+    first characters of the key) identifies it in listings. Revoked keys keep their row."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = _id()
+    owner_id: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    name: Mapped[str | None] = mapped_column(String(255))
+    key_hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    prefix: Mapped[str] = mapped_column(String(16), nullable=False)
+    created_at: Mapped[datetime] = _created()
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
 TABLES: tuple[str, ...] = (
     "projects",
     "multiview_generation",
@@ -297,3 +330,5 @@ TABLES: tuple[str, ...] = (
     "export_history",
 )
 CHILD_TABLES: tuple[str, ...] = TABLES[1:]
+#: Tables of the service itself (not project data): no row-level policy grants them to users.
+SERVICE_TABLES: tuple[str, ...] = ("api_keys",)

@@ -43,7 +43,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from glimpse3d.db.engine import WRITE, make_engine, mask_url, normalize_url
 from glimpse3d.db.models import TABLES, Base, UTCDateTime, new_id, utcnow
-from glimpse3d.domain import ACTIVE_STATUSES, PROJECT_STATUSES
+from glimpse3d.domain import ACTIVE_STATUSES, LOCAL_OWNER, PROJECT_STATUSES
 
 VIEW_NAMES = ("project_summary", "refinement_progress")
 
@@ -65,6 +65,7 @@ iterations_t = _T["enhancement_iterations"]
 enhanced_t = _T["enhanced_views"]
 metrics_t = _T["refinement_metrics"]
 exports_t = _T["export_history"]
+api_keys_t = _T["api_keys"]
 
 # The two views, described for typed reads (not part of Base.metadata: migrations own them).
 _views_md = MetaData()
@@ -159,16 +160,27 @@ class Repository:
                 f"database {mask_url(self.url)} lacks {', '.join(missing)}: run `glimpse3d db upgrade`"
             )
 
+    def check_writable(self) -> None:
+        """Raise unless a write transaction can start and write (a no-op UPDATE, rolled
+        back): catches a read-only file, volume or PostgreSQL replica/transaction mode."""
+        with self._write_engine.connect() as conn, conn.begin() as tx:
+            conn.execute(
+                update(projects).where(projects.c.id == "").values(updated_at=utcnow())
+            )
+            tx.rollback()
+
     # ---- projects
     def create_project(
         self,
         name: str,
         settings: dict[str, Any] | None = None,
-        owner_id: str | None = None,
+        owner_id: str | None = LOCAL_OWNER,
         project_id: str | None = None,
         client_id: str | None = None,
     ) -> dict[str, Any]:
-        """Insert a project with status 'uploading', progress 0; returns its row."""
+        """Insert a project with status 'uploading', progress 0; returns its row.
+        ``owner_id`` None means the local owner (CLI, ``none`` auth mode): no row is
+        made without an owner."""
         now = utcnow()
         pid = project_id or new_id()
         values = {
@@ -177,7 +189,7 @@ class Repository:
             "status": "uploading",
             "progress_percentage": 0.0,
             "settings": settings,
-            "owner_id": owner_id,
+            "owner_id": owner_id or LOCAL_OWNER,
             "client_id": client_id,
             "attempts": 0,
             "created_at": now,
@@ -197,6 +209,46 @@ class Repository:
         """Raises ProjectNotFound."""
         with self._read() as conn:
             return self._get_project(conn, project_id)
+
+    def get_owned_project(self, project_id: str, owner_id: str) -> dict[str, Any]:
+        """The project if ``owner_id`` owns it and no delete has begun; else ProjectNotFound
+        (another owner's project is indistinguishable from a missing one)."""
+        with self._read() as conn:
+            row = conn.execute(
+                select(projects).where(
+                    projects.c.id == project_id,
+                    projects.c.owner_id == owner_id,
+                    projects.c.deleted_at.is_(None),
+                )
+            ).first()
+        if row is None:
+            raise ProjectNotFound(project_id)
+        return _row(row)
+
+    def mark_deleted(self, project_id: str) -> None:
+        """Begin a delete: hide the row (``deleted_at``) before its files go. ProjectNotFound
+        when absent."""
+        with self._tx() as conn:
+            res = conn.execute(
+                update(projects).where(projects.c.id == project_id).values(deleted_at=utcnow())
+            )
+            if res.rowcount == 0:
+                raise ProjectNotFound(project_id)
+
+    def deleted_project_ids(self) -> list[str]:
+        """Projects whose delete began but did not finish (files may remain), oldest first."""
+        with self._read() as conn:
+            rows = conn.execute(
+                select(projects.c.id)
+                .where(projects.c.deleted_at.is_not(None))
+                .order_by(projects.c.deleted_at)
+            ).all()
+        return [r[0] for r in rows]
+
+    def project_ids(self) -> set[str]:
+        """The ids of every project row (deleted-marked included): for the orphan-file sweep."""
+        with self._read() as conn:
+            return {r[0] for r in conn.execute(select(projects.c.id)).all()}
 
     def update_project(self, project_id: str, **fields: Any) -> dict[str, Any]:
         """Set columns (status, current_step, progress_percentage, error_message,
@@ -240,8 +292,8 @@ class Repository:
         status: str | None = None,
         owner_id: str | None = None,
     ) -> tuple[list[dict[str, Any]], int]:
-        """Newest first; returns (rows, total)."""
-        cond: list[ColumnElement[bool]] = []
+        """Newest first, rows whose delete began left out; returns (rows, total)."""
+        cond: list[ColumnElement[bool]] = [projects.c.deleted_at.is_(None)]
         if status is not None:
             cond.append(projects.c.status == status)
         if owner_id is not None:
@@ -266,6 +318,57 @@ class Repository:
             res = conn.execute(delete(projects).where(projects.c.id == project_id))
             if res.rowcount == 0:
                 raise ProjectNotFound(project_id)
+
+    def count_jobs_of(self, requester: str) -> int:
+        """Projects with a recorded (queued or running) job started by ``requester``."""
+        with self._read() as conn:
+            return int(
+                conn.execute(
+                    select(func.count())
+                    .select_from(projects)
+                    .where(projects.c.job_requester == requester, projects.c.job.is_not(None))
+                ).scalar_one()
+            )
+
+    # ---- api keys
+    def add_api_key(
+        self, owner_id: str, key_hash: str, prefix: str, name: str | None = None
+    ) -> dict[str, Any]:
+        """Record a key by its hash; returns the row."""
+        values = {"id": new_id(), "owner_id": owner_id, "key_hash": key_hash,
+                  "prefix": prefix, "name": name, "created_at": utcnow()}
+        with self._tx() as conn:
+            conn.execute(api_keys_t.insert().values(**values))
+            return _row(conn.execute(select(api_keys_t).where(api_keys_t.c.id == values["id"])).one())
+
+    def find_api_key(self, key_hash: str) -> dict[str, Any] | None:
+        """The unrevoked key with this hash, or None."""
+        with self._read() as conn:
+            row = conn.execute(
+                select(api_keys_t).where(
+                    api_keys_t.c.key_hash == key_hash, api_keys_t.c.revoked_at.is_(None)
+                )
+            ).first()
+        return None if row is None else _row(row)
+
+    def list_api_keys(self) -> list[dict[str, Any]]:
+        """Every key (revoked ones too), oldest first."""
+        with self._read() as conn:
+            rows = conn.execute(
+                select(api_keys_t).order_by(api_keys_t.c.created_at, api_keys_t.c.id)
+            ).all()
+        return [_row(r) for r in rows]
+
+    def revoke_api_key(self, id_or_prefix: str) -> list[dict[str, Any]]:
+        """Revoke the unrevoked key whose id or prefix is ``id_or_prefix``; returns the rows
+        revoked (empty when none matched)."""
+        match = (api_keys_t.c.id == id_or_prefix) | (api_keys_t.c.prefix == id_or_prefix)
+        live = and_(match, api_keys_t.c.revoked_at.is_(None))
+        with self._tx() as conn:
+            rows = [_row(r) for r in conn.execute(select(api_keys_t).where(live)).all()]
+            if rows:
+                conn.execute(update(api_keys_t).where(live).values(revoked_at=utcnow()))
+        return rows
 
     def projects_older_than(self, days: float) -> list[str]:
         """Ids of projects created more than ``days`` days ago, oldest first."""
@@ -346,21 +449,26 @@ class Repository:
         image_key: str,
         backend: str,
         generation_time: float,
+        camera: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """One generated view; angles in degrees, generation_time in seconds."""
-        return self._upsert(
-            views_t,
-            {
-                "project_id": project_id,
-                "view_index": int(view_index),
-                "elevation": float(elevation),
-                "azimuth": float(azimuth),
-                "image_key": image_key,
-                "backend": backend,
-                "generation_time": float(generation_time),
-            },
-            ("project_id", "view_index"),
-        )
+        """One generated view; angles in degrees, generation_time in seconds; ``camera``
+        (``glimpse3d.splat.cameras.camera_record``) adds distance and intrinsics."""
+        row = {
+            "project_id": project_id,
+            "view_index": int(view_index),
+            "elevation": float(elevation),
+            "azimuth": float(azimuth),
+            "image_key": image_key,
+            "backend": backend,
+            "generation_time": float(generation_time),
+        }
+        for name in ("distance", "fx", "fy", "cx", "cy"):
+            if camera and camera.get(name) is not None:
+                row[name] = float(camera[name])
+        for name in ("width", "height"):
+            if camera and camera.get(name) is not None:
+                row[name] = int(camera[name])
+        return self._upsert(views_t, row, ("project_id", "view_index"))
 
     def list_views(self, project_id: str) -> list[dict[str, Any]]:
         """Ordered by view_index."""

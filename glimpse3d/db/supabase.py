@@ -7,7 +7,10 @@ Default policies: a signed-in user (``auth.uid()``) sees and changes only the pr
 ``owner_id`` is their user id, the child rows of those projects, and the storage objects under
 ``{project_id}/`` in the 6 buckets. ``public_access=True`` writes the seed's open policies
 instead (anyone with the anon key may read and write; buckets public) -- for demos only.
-The API and workers connect as the database owner / with S3 keys and are not bound by RLS.
+The API and workers connect as the database owner / with S3 keys and are not bound by RLS;
+they write the caller's id (``auth.uid()`` for Supabase tokens) as ``owner_id``, so the rows
+they make are exactly the ones the policies hand to that user. ``api_keys`` (hashes of API
+keys) has RLS on and no policy: no Supabase role can read it.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from glimpse3d.db.migrate import VERSION_TABLE, head_revision
-from glimpse3d.db.models import TABLES, Base
+from glimpse3d.db.models import SERVICE_TABLES, TABLES, Base
 from glimpse3d.db.views import VIEWS
 from glimpse3d.domain import BUCKETS
 
@@ -92,6 +95,9 @@ def _rls_sql(public_access: bool) -> list[str]:
                 f"        where p.id = {table}.project_id and p.owner_id = {_OWNER})"
             )
             out += _policy("glimpse3d_owner", f"public.{table}", roles, cond)
+    for table in SERVICE_TABLES:
+        out.append(f"alter table public.{table} enable row level security;")
+        out.append(f"revoke all on public.{table} from anon, authenticated;")
     tables = ", ".join(f"public.{t}" for t in TABLES)
     views = ", ".join(f"public.{v}" for v in VIEWS)
     out.append(f"grant select, insert, update, delete on {tables} to {roles};")
@@ -133,7 +139,8 @@ def generate_supabase_schema(public_access: bool = False) -> str:
         else "owner policies: each signed-in user sees only their own projects"
     )
     sections = [
-        ("Tables and indexes (the 8 tables of docs/architecture.md, 'Tables and views')", _tables_sql()),
+        ("Tables and indexes (the 8 tables of docs/architecture.md, 'Tables and views', "
+         "and api_keys)", _tables_sql()),
         ("Views (run with the caller's rights, so RLS applies)", _views_sql()),
         ("Migration version, so `glimpse3d db upgrade` continues from here", _version_sql()),
         (f"Row-level security: {mode}", _rls_sql(public_access)),

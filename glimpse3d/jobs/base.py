@@ -43,8 +43,8 @@ class JobQueue(Protocol):
         so the next :meth:`start` (in this or another process) resumes it."""
 
     def enqueue(self, project_id: str, job: dict[str, Any], client_id: str | None = None) -> None:
-        """Record ``job`` on the project and queue it. Raises ``WrongState`` if the project
-        already has a queued or running job."""
+        """Record ``job`` (and ``client_id``, the requester) on the project and queue it.
+        Raises ``WrongState`` if the project already has a queued or running job."""
 
     def cancel(self, project_id: str) -> bool:
         """Ask the project's job to stop (a queued job is dropped at once). False if none."""
@@ -53,7 +53,7 @@ class JobQueue(Protocol):
         """True while the project has a queued or running job."""
 
     def active_count(self, client_id: str) -> int:
-        """Queued + running jobs started by ``client_id``."""
+        """Queued + running jobs started by ``client_id`` (the requester, not the uploader)."""
 
     def check(self) -> None:
         """Raise with a clear message when the engine cannot run jobs (health check)."""

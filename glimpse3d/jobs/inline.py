@@ -71,7 +71,7 @@ class InlineQueue:
         if self._threads:
             return
         self._stopping.clear()
-        for pid, job, client_id in interrupted_jobs(self.repo):
+        for pid, job, client_id in interrupted_jobs(self.repo):  # client_id: the requester
             log.info("resuming interrupted %s job of project %s", job.get("kind"), pid)
             self._add(pid, job, client_id, record=False)
         for i in range(self.settings.worker_concurrency):
@@ -110,7 +110,7 @@ class InlineQueue:
                     f"{self._jobs[pid].state}; wait for it or cancel it"
                 )
             if record:
-                record_queued_job(self.repo, pid, spec)
+                record_queued_job(self.repo, pid, spec, requester=client_id)
             self._jobs[pid] = _Job(pid, spec, client_id)
         self._fifo.put(pid)
 

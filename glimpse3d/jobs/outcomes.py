@@ -49,11 +49,15 @@ COMPLETED, FAILED, CANCELLED, INTERRUPTED, DELETED = (
     "completed", "failed", "cancelled", "interrupted", "project deleted")
 
 
-def record_queued_job(repo: Repository, project_id: str, spec: dict[str, Any]) -> None:
-    """Record the accepted job on the project row and mark the project as under way."""
+def record_queued_job(
+    repo: Repository, project_id: str, spec: dict[str, Any], requester: str | None = None
+) -> None:
+    """Record the accepted job (and who asked for it: ``job_requester``, counted by the
+    per-requester cap in every process) on the project row and mark the project as under way."""
     status, progress = QUEUED_STATUS[spec["kind"]]
     fields: dict[str, Any] = {"job": spec, "attempts": 0, "error_message": None,
-                              "status": status, "current_step": "queued"}
+                              "status": status, "current_step": "queued",
+                              "job_requester": requester}
     if progress is not None:
         fields.update(progress_percentage=progress, reset_progress=True)
     repo.update_project(project_id, **fields)
@@ -118,21 +122,18 @@ def mark_job_interrupted(repo: Repository, project_id: str) -> None:
 
 
 def interrupted_jobs(repo: Repository) -> list[tuple[str, dict[str, Any], str | None]]:
-    """(project_id, job, client_id) of every project whose recorded job never finished,
+    """(project_id, job, requester) of every project whose recorded job never finished,
     oldest update first."""
     rows = [r for r in repo.projects_with_status(PROJECT_STATUSES) if r.get("job")]
     rows.sort(key=lambda r: str(r.get("updated_at") or ""))
-    return [(str(r["id"]), dict(r["job"]), r.get("client_id")) for r in rows]
+    return [(str(r["id"]), dict(r["job"]), r.get("job_requester") or r.get("client_id"))
+            for r in rows]
 
 
 def db_active_count(repo: Repository, client_id: str) -> int:
-    """Projects of ``client_id`` with a recorded (queued or running) job — for engines whose
-    jobs run in other processes."""
-    return sum(
-        1
-        for r in repo.projects_with_status(PROJECT_STATUSES)
-        if r.get("job") and r.get("client_id") == client_id
-    )
+    """Recorded (queued or running) jobs that ``client_id`` started, whoever uploaded the
+    projects — for engines whose jobs run in other processes."""
+    return repo.count_jobs_of(client_id)
 
 
 def run_and_record(

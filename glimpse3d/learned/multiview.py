@@ -24,14 +24,14 @@
   VAE latents (``latent_dist.mode()``, unscaled as in the original Zero123) are
   concatenated to the noisy latents. Classifier-free guidance uses zero context and zero
   latents as the unconditional branch. View 0 is the input itself.
-* :class:`SyncDreamerAdapter` - a plug-in for a user's installed SyncDreamer wrapper.
+Zero123++ (:mod:`glimpse3d.learned.zero123plus`) and SyncDreamer
+(:mod:`glimpse3d.learned.syncdreamer`) make their own fixed views.
 
-Generated views are on white; alpha is recovered from the distance to white.
+Generated views are on a flat background; alpha is recovered from the distance to it.
 """
 
 from __future__ import annotations
 
-import importlib
 import math
 import threading
 from typing import TYPE_CHECKING, Any
@@ -39,7 +39,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from glimpse3d.errors import UserError
 from glimpse3d.learned.common import (
     Placement,
     cached,
@@ -54,7 +53,7 @@ from glimpse3d.learned.common import (
     transformers_kwargs,
 )
 from glimpse3d.pipeline.ports import BackendUnavailable
-from glimpse3d.splat.cameras import AZIMUTH_STEP_DEG, ELEVATION_DEG, NUM_VIEWS, Camera
+from glimpse3d.splat.cameras import Camera
 
 if TYPE_CHECKING:
     from glimpse3d.config import Settings
@@ -123,9 +122,22 @@ def relative_pose(reference: Camera, target: Camera) -> np.ndarray:
 def alpha_from_white(rgb: np.ndarray, low: float = 0.03, high: float = 0.10) -> np.ndarray:
     """Soft foreground (H,W) in [0,1] of an object rendered on white: 0 where every channel
     is within ``low`` of white, 1 beyond ``high``; specks removed by a 3x3 opening."""
+    return alpha_from_background(rgb, np.ones(3, np.float32), low, high)
+
+
+def alpha_from_background(rgb: np.ndarray, background: np.ndarray | None = None,
+                          low: float = 0.03, high: float = 0.10) -> np.ndarray:
+    """Soft foreground (H,W) in [0,1] of an object on a flat background colour (RGB in
+    [0,1]; default: the median of the image's 2-px border): 0 where every channel is within
+    ``low`` of it, 1 beyond ``high``; specks removed by a 3x3 opening."""
     import cv2
 
-    dist = np.max(1.0 - np.clip(rgb, 0, 1), axis=-1)
+    img = np.clip(np.asarray(rgb, dtype=np.float32)[..., :3], 0, 1)
+    if background is None:
+        border = np.concatenate([img[:2].reshape(-1, 3), img[-2:].reshape(-1, 3),
+                                 img[:, :2].reshape(-1, 3), img[:, -2:].reshape(-1, 3)])
+        background = np.median(border, axis=0)
+    dist = np.max(np.abs(img - np.asarray(background, np.float32)), axis=-1)
     a = np.clip((dist - low) / (high - low), 0.0, 1.0).astype(np.float32)
     kernel = np.ones((3, 3), np.uint8)
     return cv2.morphologyEx(a, cv2.MORPH_OPEN, kernel)
@@ -136,7 +148,7 @@ def _rgba(rgb: np.ndarray, alpha: np.ndarray | None = None) -> np.ndarray:
     return np.concatenate([rgb, a[..., None]], axis=-1).astype(np.float32)
 
 
-def _input_view(processed: np.ndarray, camera: Camera) -> np.ndarray:
+def input_view(processed: np.ndarray, camera: Camera) -> np.ndarray:
     """The input photo as view 0 at the camera's size (RGBA)."""
     if processed.shape[2] == 3:
         processed = _rgba(processed)
@@ -177,7 +189,11 @@ class Zero123Multiview:
             settings.multiview_model, "multiview_model", EXAMPLE_MODEL, ("model_index.json",)
         )
         placement = Placement.from_settings(settings.device)
-        return cached(cls, ref, placement.device, lambda: cls.load(ref, placement))
+        loaded = cached(cls, ref, placement.device, lambda: cls.load(ref, placement))
+        steps = getattr(settings, "multiview_steps", None)
+        if steps:
+            loaded.num_inference_steps = int(steps)
+        return loaded
 
     @classmethod
     def load(cls, ref: str, placement: Placement) -> Zero123Multiview:
@@ -302,129 +318,7 @@ class Zero123Multiview:
         poses = np.stack([relative_pose(cameras[0], cam) for cam in cameras[1:]]) \
             if len(cameras) > 1 else np.zeros((0, 4), np.float32)
         views = self.sample(rgb, poses, seed) if len(poses) else np.zeros((0, size, size, 3))
-        out = [_input_view(img, cameras[0])]
+        out = [input_view(img, cameras[0])]
         for cam, view in zip(cameras[1:], views, strict=True):
             out.append(_rgba(resize(view, cam.width, cam.height)))
         return out
-
-
-# ------------------------------------------------------------------ SyncDreamer
-
-SYNCDREAMER_INPUT_SIZE = 256
-DEFAULT_SYNCDREAMER = "syncdreamer:generate_views"
-
-
-class SyncDreamerAdapter:
-    """Plug-in adapter for a user's SyncDreamer installation.
-
-    ``multiview_model`` names ``module[:function]`` (default ``syncdreamer:generate_views``).
-    The function is called as ``fn(image, seed=seed, elevation=30.0)`` with ``image`` the
-    processed photo as float32 RGBA (256,256,4) in [0,1], and must return SyncDreamer's 16
-    views - view ``k`` at elevation 30°, azimuth ``22.5·k`` relative to the input, the
-    camera convention of docs/architecture.md ("Cameras") - as an array/tensor (16,H,W,C) or (16,C,H,W)
-    (uint8, float in [0,1], or float in [-1,1]) or a list of 16 images/PIL images. Each
-    requested camera is mapped to the SyncDreamer view with the same relative azimuth.
-    """
-
-    name = "syncdreamer"
-
-    def __init__(self, fn: Any, target: str) -> None:
-        self.fn = fn
-        self.target = target
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> SyncDreamerAdapter:
-        target = (settings.multiview_model or DEFAULT_SYNCDREAMER).strip()
-        module_name, _, attr = target.partition(":")
-        attr = attr or "generate_views"
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise BackendUnavailable(
-                f"the syncdreamer multiview backend cannot import {module_name!r} ({exc}). "
-                "Install SyncDreamer (git clone https://github.com/liuyuan-pal/SyncDreamer, "
-                "pip install its requirements, download syncdreamer-pretrain.ckpt and "
-                "ViT-L-14.pt), add a module exposing generate_views(image, seed, elevation) "
-                "that runs it and returns the 16 views, and set "
-                "GLIMPSE3D_MULTIVIEW_MODEL=<module>:<function> (default syncdreamer:generate_views)"
-            ) from exc
-        fn = getattr(module, attr, None)
-        if not callable(fn):
-            raise BackendUnavailable(
-                f"module {module_name!r} has no callable {attr!r}; the syncdreamer backend needs "
-                "generate_views(image, seed, elevation) -> 16 views (see docs/models.md)"
-            )
-        return cls(fn, f"{module_name}:{attr}")
-
-    def generate(self, processed: np.ndarray, cameras: list[Camera], seed: int = 0) -> list[np.ndarray]:
-        """processed RGBA (S,S,4) -> one RGBA (H,W,4) per camera (view 0 = the input)."""
-        if not cameras:
-            return []
-        img = check_image(processed, (3, 4), "processed image")
-        if img.shape[2] == 3:
-            img = _rgba(img)
-        indices = [syncdreamer_index(cameras[0], cam) for cam in cameras]
-        size = SYNCDREAMER_INPUT_SIZE
-        raw = self.fn(resize(img, size, size), seed=int(seed), elevation=ELEVATION_DEG)
-        views = normalise_views(raw)
-        if len(views) != NUM_VIEWS:
-            raise BackendUnavailable(
-                f"{self.target} returned {len(views)} views; SyncDreamer produces {NUM_VIEWS}"
-            )
-        out: list[np.ndarray] = []
-        for cam, k in zip(cameras, indices, strict=True):
-            if k == 0 and cam is cameras[0]:
-                out.append(_input_view(img, cam))
-                continue
-            v = views[k]
-            rgba = v if v.shape[2] == 4 else _rgba(v)
-            out.append(np.clip(resize(rgba, cam.width, cam.height), 0.0, 1.0))
-        return out
-
-
-def syncdreamer_index(reference: Camera, camera: Camera, tol_deg: float = 1.0) -> int:
-    """Index k of the SyncDreamer view seen by ``camera`` (azimuth 22.5·k relative to the
-    reference, elevation 30°); a :class:`UserError` for any other camera."""
-    _, a0, _ = camera_angles(reference)
-    e, a, _ = camera_angles(camera)
-    rel = (a - a0) % 360.0
-    k = int(round(rel / AZIMUTH_STEP_DEG)) % NUM_VIEWS
-    off = abs(((rel - k * AZIMUTH_STEP_DEG) + 180.0) % 360.0 - 180.0)
-    if off > tol_deg or abs(e - ELEVATION_DEG) > tol_deg:
-        raise UserError(
-            f"SyncDreamer only produces its 16 fixed views (elevation {ELEVATION_DEG}°, azimuth "
-            f"22.5°·k); camera at elevation {e:.1f}°, azimuth {a:.1f}° is not one of them"
-        )
-    return k
-
-
-def _pil_or_array(v: Any) -> Any:
-    if hasattr(v, "convert") and hasattr(v, "mode"):  # PIL image
-        return np.asarray(v.convert("RGBA" if v.mode in ("RGBA", "LA", "PA") else "RGB"))
-    return v
-
-
-def normalise_views(raw: Any) -> list[np.ndarray]:
-    """SyncDreamer output in any usual form -> list of float32 (H,W,3|4) in [0,1]."""
-    if isinstance(raw, dict):
-        raw = raw.get("images", raw.get("views"))
-    if isinstance(raw, torch.Tensor):
-        raw = raw.detach().float().cpu().numpy()
-    if isinstance(raw, np.ndarray):
-        arr = raw
-        if arr.ndim == 5 and arr.shape[0] == 1:
-            arr = arr[0]
-        if arr.ndim != 4:
-            raise BackendUnavailable(f"unexpected SyncDreamer output shape {arr.shape}")
-        items = list(arr)
-    else:
-        items = [_pil_or_array(v) for v in raw]
-    views = []
-    for v in items:
-        v = np.asarray(v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else v)
-        if v.ndim == 3 and v.shape[0] in (3, 4) and v.shape[2] not in (3, 4):
-            v = np.transpose(v, (1, 2, 0))
-        views.append(v.astype(np.float32) / 255.0 if v.dtype == np.uint8 else v.astype(np.float32))
-    # [-1, 1] (as SyncDreamer's decoder returns) is decided over all views together
-    signed = any(v.min() < -1e-3 for v in views)
-    return [np.clip((v + 1.0) / 2.0 if signed else v, 0.0, 1.0) for v in views]

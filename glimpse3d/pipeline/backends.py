@@ -25,6 +25,7 @@ from glimpse3d.pipeline.ports import (  # noqa: F401 - re-exported: the stages' 
 
 if TYPE_CHECKING:
     from glimpse3d.config import Settings
+    from glimpse3d.splat.cameras import Camera
 
 
 REGISTRY: dict[str, dict[str, str]] = {
@@ -36,7 +37,8 @@ REGISTRY: dict[str, dict[str, str]] = {
     "multiview": {
         "classic": "glimpse3d.pipeline.multiview:ClassicMultiview",
         "diffusers": "glimpse3d.learned.multiview:Zero123Multiview",
-        "syncdreamer": "glimpse3d.learned.multiview:SyncDreamerAdapter",
+        "zero123plus": "glimpse3d.learned.zero123plus:Zero123PlusMultiview",
+        "syncdreamer": "glimpse3d.learned.syncdreamer:SyncDreamerMultiview",
     },
     "depth": {
         "classic": "glimpse3d.pipeline.depth:ClassicDepth",
@@ -53,13 +55,8 @@ REGISTRY: dict[str, dict[str, str]] = {
 }
 
 
-def load_backend(stage: str, settings: Settings, overrides: dict[str, Any] | None = None) -> Any:
-    """Instantiate the backend chosen for ``stage`` (``segment``/``multiview``/``depth``/
-    ``enhance``/``feature``) via ``cls.from_settings(settings)``.
-
-    ``overrides`` (e.g. a project's own settings) may name ``{stage}_backend`` and
-    ``{stage}_model``.
-    """
+def backend_class(stage: str, settings: Settings, overrides: dict[str, Any] | None = None) -> type:
+    """The class chosen for ``stage`` (imports its module, loads no weights)."""
     overrides = overrides or {}
     choice = overrides.get(f"{stage}_backend") or getattr(settings, f"{stage}_backend")
     options = REGISTRY[stage]
@@ -75,7 +72,28 @@ def load_backend(stage: str, settings: Settings, overrides: dict[str, Any] | Non
             f"the {choice!r} {stage} backend needs the learned extras: "
             f"pip install 'glimpse3d[models]' ({exc})"
         ) from exc
-    cls = getattr(module, cls_name)
+    return getattr(module, cls_name)
+
+
+def multiview_cameras(settings: Settings, overrides: dict[str, Any] | None = None) -> list[Camera]:
+    """The cameras the chosen multiview backend makes views for, at ``settings.view_size``:
+    its ``fixed_cameras`` when it has them, else the 16 SyncDreamer cameras."""
+    from glimpse3d.splat.cameras import syncdreamer_cameras
+
+    fixed = getattr(backend_class("multiview", settings, overrides), "fixed_cameras", None)
+    size = int(settings.view_size)
+    return list(fixed(settings, size)) if fixed is not None else syncdreamer_cameras(size)
+
+
+def load_backend(stage: str, settings: Settings, overrides: dict[str, Any] | None = None) -> Any:
+    """Instantiate the backend chosen for ``stage`` (``segment``/``multiview``/``depth``/
+    ``enhance``/``feature``) via ``cls.from_settings(settings)``.
+
+    ``overrides`` (e.g. a project's own settings) may name ``{stage}_backend`` and
+    ``{stage}_model``.
+    """
+    overrides = overrides or {}
+    cls = backend_class(stage, settings, overrides)
     if overrides.get(f"{stage}_model"):
         settings = settings.model_copy(update={f"{stage}_model": overrides[f"{stage}_model"]})
     return cls.from_settings(settings)

@@ -63,6 +63,14 @@ class Segmenter(Protocol):
 
 
 class MultiviewGenerator(Protocol):
+    """Makes views of the processed photo.
+
+    A backend whose model has its own fixed views (Zero123++, SyncDreamer) also defines
+    ``fixed_cameras(settings, size) -> list[Camera]`` (a classmethod, no weights loaded);
+    the runner then asks for exactly those cameras and records them with the views, and
+    depth and reconstruction use them. Without it the 16 SyncDreamer cameras are used.
+    """
+
     name: str
 
     def generate(

@@ -35,10 +35,10 @@ import numpy as np
 from PIL import Image
 
 from glimpse3d.config import Settings, get_settings
-from glimpse3d.domain import NUM_VIEWS, STAGES
+from glimpse3d.domain import STAGES
 from glimpse3d.errors import Cancelled, UserError, WrongState
-from glimpse3d.pipeline.backends import load_backend, resolve_strength
-from glimpse3d.splat.cameras import Camera, syncdreamer_cameras
+from glimpse3d.pipeline.backends import load_backend, multiview_cameras, resolve_strength
+from glimpse3d.splat.cameras import Camera, camera_from_record, camera_record
 from glimpse3d.splat.images import load_rgba, rgba_png_bytes
 from glimpse3d.splat.mesh_asset import MeshOptions
 from glimpse3d.storage.base import (
@@ -121,17 +121,34 @@ class PipelineRunner:
             project_name[:200], settings=psettings, owner_id=owner_id, client_id=client_id
         )
         pid = project["id"]
-        key = keys.original(pid, ext)
-        self.storage.put_bytes(UPLOADS, key, data, guess_content_type(key))
-        self.repo.update_project(pid, original_image_key=key)
         try:
+            key = keys.original(pid, ext)
+            self.storage.put_bytes(UPLOADS, key, data, guess_content_type(key))
+            self.repo.update_project(pid, original_image_key=key)
             self._stage_preprocess(pid, force=True)
-        except UserError:
-            # nothing usable was made: remove the half-created project entirely
-            self.storage.delete_project(pid)
-            self.repo.delete_project(pid)
+        except BaseException:
+            # an unusable photo, or storage/database failing: leave nothing behind
+            self._undo_ingest(pid)
             raise
         return self.repo.get_project(pid)
+
+    def _undo_ingest(self, project_id: str) -> None:
+        """Remove a half-created project: its files, then its row (best effort; what is left
+        when storage or the database is down is swept by ``glimpse3d cleanup``)."""
+        from glimpse3d.db.repository import ProjectNotFound
+
+        try:
+            self.storage.delete_project(project_id)
+        except Exception:  # noqa: BLE001 - the original error matters more
+            log.warning("could not remove the files of failed upload %s", project_id,
+                        exc_info=True)
+        try:
+            self.repo.delete_project(project_id)
+        except ProjectNotFound:
+            pass
+        except Exception:  # noqa: BLE001
+            log.warning("could not remove the row of failed upload %s", project_id,
+                        exc_info=True)
 
     def generate(self, project_id: str) -> None:
         """Multiview -> depth -> reconstruct (v0) -> quick exports of v0; ends 'completed'."""
@@ -294,8 +311,14 @@ class PipelineRunner:
     def _seed(self, pid: str) -> int:
         return int(self._overrides(pid).get("seed", self.settings.seed))
 
-    def _cameras(self) -> list[Camera]:
-        return syncdreamer_cameras(self.settings.view_size)
+    def _cameras(self, pid: str) -> list[Camera]:
+        """The cameras of the project's views: as recorded with them (multiview_generation),
+        else those the configured multiview backend makes (its fixed views or the 16
+        SyncDreamer cameras)."""
+        rows = self.repo.list_views(pid)
+        if rows:
+            return [camera_from_record(r, self.settings.view_size) for r in rows]
+        return multiview_cameras(self.settings, self._overrides(pid))
 
     def _put_png(self, bucket: str, key: str, rgb: np.ndarray, alpha: np.ndarray | None = None) -> int:
         return self.storage.put_bytes(bucket, key, rgba_png_bytes(rgb, alpha), "image/png")
@@ -329,25 +352,28 @@ class PipelineRunner:
         return load_rgba(self.storage.get_bytes(PROCESSED, project["processed_image_key"]))
 
     def _stage_multiview(self, pid: str) -> None:
+        # the backend's cameras (its fixed views, or the 16 SyncDreamer ones), no weights loaded
+        cameras = multiview_cameras(self.settings, self._overrides(pid))
+        n = len(cameras)
         views = self.repo.list_views(pid)
-        if len(views) == NUM_VIEWS and all(self.storage.exists(MULTIVIEW, v["image_key"]) for v in views):
+        if len(views) == n and all(self.storage.exists(MULTIVIEW, v["image_key"]) for v in views):
             self.run.skipped.append("multiview")
             return
         with self._timed("multiview"):
             self._emit(pid, "multiview", 0.0, "generating views", force=True)
             processed = self._load_processed(pid)
             backend = load_backend("multiview", self.settings, self._overrides(pid))
-            cameras = self._cameras()
             start = time.perf_counter()
             images = backend.generate(processed, cameras, seed=self._seed(pid))
             per_view = (time.perf_counter() - start) / max(len(images), 1)
-            if len(images) != NUM_VIEWS:
-                raise RuntimeError(f"multiview backend returned {len(images)} views, expected 16")
+            if len(images) != n:
+                raise RuntimeError(f"multiview backend returned {len(images)} views, expected {n}")
             for k, (img, cam) in enumerate(zip(images, cameras, strict=True)):
                 key = keys.view(pid, k)
                 self._put_png(MULTIVIEW, key, img[..., :3] * img[..., 3:4], img[..., 3])
-                self.repo.upsert_view(pid, k, cam.elevation, cam.azimuth, key, backend.name, per_view)
-                self._emit(pid, "multiview", (k + 1) / NUM_VIEWS, f"view {k + 1}/16")
+                self.repo.upsert_view(pid, k, cam.elevation, cam.azimuth, key, backend.name, per_view,
+                                      camera=camera_record(cam))
+                self._emit(pid, "multiview", (k + 1) / n, f"view {k + 1}/{n}")
 
     def _load_views(self, pid: str) -> list[np.ndarray]:
         rows = self.repo.list_views(pid)
@@ -357,7 +383,9 @@ class PipelineRunner:
         from glimpse3d.pipeline.depth import depth_heatmap, depth_stats
 
         rows = self.repo.list_depth_maps(pid)
-        if len(rows) == NUM_VIEWS and all(self.storage.exists(DEPTH, r["depth_key"]) for r in rows):
+        cameras = self._cameras(pid)
+        n = len(cameras)
+        if len(rows) == n and all(self.storage.exists(DEPTH, r["depth_key"]) for r in rows):
             self.run.skipped.append("depth")
             return
         with self._timed("depth"):
@@ -365,7 +393,7 @@ class PipelineRunner:
             processed = self._load_processed(pid)
             views = self._load_views(pid)
             backend = load_backend("depth", self.settings, self._overrides(pid))
-            for k, (view, cam) in enumerate(zip(views, self._cameras(), strict=True)):
+            for k, (view, cam) in enumerate(zip(views, cameras, strict=True)):
                 result = backend.estimate(view, cam, processed)
                 depth = np.asarray(result.depth, dtype=np.float32)
                 buf = io.BytesIO()
@@ -379,7 +407,7 @@ class PipelineRunner:
                 lo, hi, mean = depth_stats(depth)
                 self.repo.upsert_depth_map(pid, k, dkey, hkey, lo, hi, mean,
                                            float(result.confidence), backend.name)
-                self._emit(pid, "depth", (k + 1) / NUM_VIEWS, f"depth {k + 1}/16")
+                self._emit(pid, "depth", (k + 1) / n, f"depth {k + 1}/{n}")
 
     def _load_depths(self, pid: str) -> list[np.ndarray]:
         rows = self.repo.list_depth_maps(pid)
@@ -424,7 +452,7 @@ class PipelineRunner:
                 densify_interval=max(1, round(base.densify_interval * k)),
             )
             model, _stats = reconstruct(
-                views, depths, self._cameras(), max_gaussians=self.settings.max_gaussians,
+                views, depths, self._cameras(pid), max_gaussians=self.settings.max_gaussians,
                 seed=seed, on_step=on_step, should_stop=self.should_cancel, config=config,
             )
             self._check_cancel()
@@ -443,7 +471,7 @@ class PipelineRunner:
             enhancer = load_backend("enhance", self.settings, overrides)
             features = load_backend("feature", self.settings, overrides)
             references, depths = self._load_views(pid), self._load_depths(pid)
-            cameras = self._cameras()
+            cameras = self._cameras(pid)
             seed = self._seed(pid)
             first = len(done) + 1
             previous = done[-1]["overall_quality"] if done else None
@@ -453,7 +481,7 @@ class PipelineRunner:
                 base = (number - first) / total
                 self._emit(pid, "refine", base, f"iteration {number}", force=True)
 
-                def on_view(k: int, n: int = NUM_VIEWS, *, base: float = base,
+                def on_view(k: int, n: int = len(cameras), *, base: float = base,
                             number: int = number) -> None:
                     self._emit(pid, "refine", base + (k + 1) / max(n, 1) / total * 0.9,
                                f"iteration {number}: view {k + 1}/{n}")
@@ -476,7 +504,7 @@ class PipelineRunner:
     def _record_iteration(self, pid: str, number: int, version_in: int, result: Any,
                           backend: str) -> None:
         version_out = version_in + 1
-        for k in range(NUM_VIEWS):
+        for k in range(len(result.rendered)):
             rendered = result.rendered[k]
             self._put_png(ENHANCED, keys.rendered(pid, number, k), rendered[..., :3], rendered[..., 3])
             self._put_png(ENHANCED, keys.enhanced(pid, number, k), result.enhanced[k])
@@ -489,7 +517,7 @@ class PipelineRunner:
             float(m["overall_quality"]), bool(result.converged), float(result.seconds),
         )
         iteration_id = row["id"]
-        for k in range(NUM_VIEWS):
+        for k in range(len(result.rendered)):
             self.repo.upsert_enhanced_view(
                 pid, iteration_id, k, keys.rendered(pid, number, k), keys.enhanced(pid, number, k),
                 bool(result.accepted[k]), float(result.view_depth_consistency[k]),

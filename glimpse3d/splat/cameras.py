@@ -150,3 +150,57 @@ def view_azimuth(view_index: int) -> float:
 def syncdreamer_cameras(size: int = BASE_SIZE) -> list[Camera]:
     """The 16 fixed cameras: elevation 30°, azimuth 22.5·k, distance 1.5."""
     return [orbit_camera(ELEVATION_DEG, view_azimuth(k), DISTANCE, size) for k in range(NUM_VIEWS)]
+
+
+# ----------------------------------------------------------------- recorded cameras
+
+#: fields of a camera as recorded per view (multiview_generation columns): degrees,
+#: scene units, pixels
+CAMERA_FIELDS = ("elevation", "azimuth", "distance", "fx", "fy", "cx", "cy", "width", "height")
+
+
+def camera_record(camera: Camera) -> dict[str, float | int]:
+    """A camera as the flat record stored with its view (see :data:`CAMERA_FIELDS`)."""
+    return {
+        "elevation": float(camera.elevation), "azimuth": float(camera.azimuth),
+        "distance": float(camera.distance), "fx": float(camera.fx), "fy": float(camera.fy),
+        "cx": float(camera.cx), "cy": float(camera.cy),
+        "width": int(camera.width), "height": int(camera.height),
+    }
+
+
+def camera_from_record(record: dict, size: int = BASE_SIZE) -> Camera:
+    """The orbit camera of a recorded view, looking at the origin (world Z up).
+
+    Records without intrinsics (views recorded before cameras were stored) get the
+    SyncDreamer camera at their angles: distance 1.5, focal 280 px at 256, ``size`` px.
+    """
+    elevation, azimuth = float(record["elevation"]), float(record["azimuth"])
+    if record.get("fx") is None:
+        return orbit_camera(elevation, azimuth, DISTANCE, size)
+    distance = float(record.get("distance") or DISTANCE)
+    return Camera(
+        w2c=look_at_w2c(camera_center(elevation, azimuth, distance)),
+        fx=float(record["fx"]), fy=float(record["fy"]), cx=float(record["cx"]),
+        cy=float(record["cy"]), width=int(record["width"]), height=int(record["height"]),
+        elevation=elevation, azimuth=azimuth, distance=distance,
+    )
+
+
+def fov_camera(elevation_deg: float, azimuth_deg: float, distance: float, fov_deg: float,
+               size: int) -> Camera:
+    """Square pinhole camera on the orbit sphere with a vertical/horizontal field of view
+    ``fov_deg`` (degrees), looking at the origin."""
+    focal = 0.5 * size / math.tan(math.radians(fov_deg) / 2.0)
+    return Camera(
+        w2c=look_at_w2c(camera_center(elevation_deg, azimuth_deg, distance)),
+        fx=focal, fy=focal, cx=size / 2.0, cy=size / 2.0, width=int(size), height=int(size),
+        elevation=float(elevation_deg), azimuth=float(azimuth_deg), distance=float(distance),
+    )
+
+
+def matching_distance(fov_deg: float) -> float:
+    """Orbit distance at which an object looks as large through a ``fov_deg`` lens as it
+    does through the SyncDreamer camera at 1.5 (same ``radius / (d * tan(fov/2))``)."""
+    base_half_tan = (BASE_SIZE / 2.0) / BASE_FOCAL
+    return DISTANCE * base_half_tan / math.tan(math.radians(fov_deg) / 2.0)

@@ -36,6 +36,7 @@ from glimpse3d.splat.meshraster import (
 COS_POWER = 4.0  # sharpness of the preference for views that face the surface
 FALLBACK_WEIGHT = 1e-3  # weight of the density colour (W0 above)
 CHART_PADDING_TEXELS = 4  # gap xatlas leaves between charts
+MAX_CHART_AREA_FRACTION = 0.01
 MIN_TEXTURE_SIZE = 64
 MAX_TEXTURE_SIZE = 4096
 # Views beyond the 16 of the pipeline, so that the underside gets the splats' colour too:
@@ -79,6 +80,9 @@ def unwrap(mesh: trimesh.Trimesh, texture_size: int) -> UVMesh:
     atlas.add_mesh(np.asarray(mesh.vertices, np.float32), np.asarray(mesh.faces, np.uint32))
     charts = xatlas.ChartOptions()
     charts.max_iterations = 1  # one growing pass: ~2x faster than the default, same charts here
+    # Charts of at most 1% of the surface: growing huge charts dominates xatlas' time (2.4x
+    # less CPU on the sample mug and toy) for ~15% lower atlas utilisation.
+    charts.max_chart_area = MAX_CHART_AREA_FRACTION * float(mesh.area)
     pack = xatlas.PackOptions()
     pack.resolution = int(texture_size)
     pack.padding = CHART_PADDING_TEXELS
@@ -189,8 +193,9 @@ class ViewBaker:
 
 def _texel_geometry(uvmesh: UVMesh, normals: np.ndarray, size: int) -> tuple[Fragments, np.ndarray, np.ndarray]:
     frags = rasterize_uv(uvmesh.uvs, uvmesh.faces, size)
-    points = interpolate(frags, uvmesh.faces, uvmesh.vertices)
-    n = interpolate(frags, uvmesh.faces, normals[uvmesh.source_vertex])
+    both = interpolate(frags, uvmesh.faces,
+                       np.concatenate([uvmesh.vertices, normals[uvmesh.source_vertex]], axis=1))
+    points, n = both[:, :3], both[:, 3:]
     n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
     return frags, points, n
 

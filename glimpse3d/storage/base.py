@@ -186,8 +186,9 @@ class Storage(Protocol):
     def delete_project(self, project_id: str) -> int:
         """Delete a project's files in every bucket; returns how many were deleted."""
 
-    def url(self, bucket: str, key: str, expires_seconds: int = 3600) -> str:
-        """A URL for the object: presigned for S3, an API path for local storage."""
+    def url(self, bucket: str, key: str, expires_seconds: int | None = None) -> str:
+        """A short-lived URL for the object: presigned for S3, an HMAC-signed API path for
+        local storage (default lifetime: ``link_ttl_seconds``)."""
 
     def local_path(self, bucket: str, key: str) -> Path | None:
         """The file's path on disk for the local backend, else None."""
@@ -197,3 +198,16 @@ class Storage(Protocol):
 
     def check(self) -> None:
         """Raise with a clear message if storage is unreachable or a bucket is missing."""
+
+
+HEALTH_PREFIX = "_health"
+
+
+def check_writable(storage: Storage) -> None:
+    """Write and delete a small probe object (``project-uploads/_health/...``); raises what
+    the write raises (``OSError`` for a full or read-only disk, S3 errors)."""
+    import uuid
+
+    key = f"{HEALTH_PREFIX}/probe-{uuid.uuid4().hex}"
+    storage.put_bytes(UPLOADS, key, b"ok", "text/plain")
+    storage.delete(UPLOADS, key)

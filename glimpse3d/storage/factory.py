@@ -43,6 +43,7 @@ def open_storage_url(
             region=settings.s3_region,
             access_key=settings.s3_access_key_id,
             secret_key=settings.s3_secret_access_key,
+            link_ttl_seconds=settings.link_ttl_seconds,
             **(s3_options or {}),
         )
         if create_buckets:
@@ -52,7 +53,10 @@ def open_storage_url(
         raise UserError(f"unsupported storage URL {url!r}: use a directory path or s3://prefix")
     from glimpse3d.storage.local import LocalStorage
 
-    local = LocalStorage(Path(url.removeprefix("file://")))
+    secret = settings.link_secret.encode() if settings and settings.link_secret else None
+    ttl = settings.link_ttl_seconds if settings else 3600
+    local = LocalStorage(Path(url.removeprefix("file://")), link_secret=secret,
+                         link_ttl_seconds=ttl)
     local.ensure_buckets()
     return local
 

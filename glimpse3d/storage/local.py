@@ -2,7 +2,8 @@
 
 Writes are atomic (a temp file in the target directory, then ``os.replace``), so a reader
 never sees half a file and a killed writer leaves no partial object. Keys that would escape
-their bucket are refused. ``url()`` returns the API path ``/files/{bucket}/{key}``.
+their bucket are refused. ``url()`` returns the API path ``/files/{bucket}/{key}`` with an
+expiring HMAC signature (:mod:`glimpse3d.storage.signing`), checked by :meth:`link_valid`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from glimpse3d.storage.base import (
     validate_prefix,
     validate_project_id,
 )
+from glimpse3d.storage.signing import LinkSigner, load_or_create_secret
 
 _TMP_PREFIX = ".tmp-"
 _CHUNK = 1024 * 1024
@@ -35,9 +37,26 @@ _CHUNK = 1024 * 1024
 class LocalStorage:
     """The 6 buckets as directories under ``root`` (created on demand)."""
 
-    def __init__(self, root: str | Path, base_url: str = "") -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        base_url: str = "",
+        link_secret: bytes | None = None,
+        link_ttl_seconds: int = 3600,
+    ) -> None:
         self.root = Path(root).expanduser().resolve()
         self.base_url = base_url.rstrip("/")
+        self._link_secret = link_secret
+        self._link_ttl = link_ttl_seconds
+        self._signer: LinkSigner | None = None
+
+    @property
+    def signer(self) -> LinkSigner:
+        """The link signer (its secret is read or created on first use)."""
+        if self._signer is None:
+            secret = self._link_secret or load_or_create_secret(self.root)
+            self._signer = LinkSigner(secret, self._link_ttl)
+        return self._signer
 
     def __repr__(self) -> str:
         return f"LocalStorage({str(self.root)!r})"
@@ -190,10 +209,16 @@ class LocalStorage:
         return n
 
     # ---- urls and health
-    def url(self, bucket: str, key: str, expires_seconds: int = 3600) -> str:
-        """``/files/{bucket}/{key}`` (served by the API; ``expires_seconds`` unused)."""
+    def url(self, bucket: str, key: str, expires_seconds: int | None = None) -> str:
+        """``/files/{bucket}/{key}?exp=..&sig=..`` (served by the API), valid for at least
+        ``expires_seconds`` (default: the link lifetime)."""
         validate_bucket(bucket)
-        return f"{self.base_url}/files/{bucket}/{quote(validate_key(key))}"
+        exp, sig = self.signer.sign(bucket, validate_key(key), expires_seconds)
+        return f"{self.base_url}/files/{bucket}/{quote(key)}?exp={exp}&sig={sig}"
+
+    def link_valid(self, bucket: str, key: str, exp: str | None, sig: str | None) -> bool:
+        """True when ``exp``/``sig`` are an unexpired signature of ``bucket/key``."""
+        return self.signer.valid(bucket, key, exp, sig)
 
     def ensure_buckets(self) -> None:
         for bucket in BUCKETS:

@@ -98,8 +98,10 @@ class S3Storage:
         read_timeout: float = 30.0,
         max_attempts: int = 3,
         addressing_style: str | None = None,
+        link_ttl_seconds: int = 3600,
     ) -> None:
         self.bucket_prefix = bucket_prefix
+        self.link_ttl = int(link_ttl_seconds)
         self.endpoint_url = endpoint_url or None
         self.region = region or "us-east-1"
         for b in BUCKETS:
@@ -285,12 +287,13 @@ class S3Storage:
         return n
 
     # ---- urls and health
-    def url(self, bucket: str, key: str, expires_seconds: int = 3600) -> str:
-        """A presigned GET URL valid for ``expires_seconds``."""
+    def url(self, bucket: str, key: str, expires_seconds: int | None = None) -> str:
+        """A presigned GET URL valid for ``expires_seconds`` (default ``link_ttl``)."""
         b, k = self._target(bucket, key)
         return str(
             self.client.generate_presigned_url(
-                "get_object", Params={"Bucket": b, "Key": k}, ExpiresIn=int(expires_seconds)
+                "get_object", Params={"Bucket": b, "Key": k},
+                ExpiresIn=int(expires_seconds or self.link_ttl),
             )
         )
 

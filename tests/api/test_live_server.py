@@ -127,7 +127,7 @@ def test_content_length_over_limit_gets_413_before_the_body(api_settings) -> Non
         host, port = base.removeprefix("http://").split(":")
         with socket.create_connection((host, int(port)), timeout=10) as s:
             s.sendall(
-                b"POST /api/v1/upload HTTP/1.1\r\nHost: x\r\n"
+                b"POST /api/v1/upload HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                 b"Content-Type: multipart/form-data; boundary=b\r\n"
                 b"Content-Length: 52428800\r\n\r\n"
             )

@@ -104,7 +104,7 @@ def test_cleanup_command_through_the_cli(tmp_path, monkeypatch) -> None:
         assert repo.list_projects()[1] == 2
         res = runner.invoke(app, ["cleanup", "--older-than", "12h"])
         assert res.exit_code == 0 and f"deleted {old}" in res.output
-        assert "deleted 1 project(s) older than 12h" in res.output
+        assert "deleted 1 project(s) (older than 12h, interrupted deletes, orphan files)" in res.output
         assert [p["id"] for p in repo.list_projects()[0]] == [new]
         res = runner.invoke(app, ["cleanup", "--older-than", "soon"])
         assert res.exit_code == 2 and "cannot read the age" in res.output
@@ -129,3 +129,36 @@ def test_periodic_cleanup_runs_inside_the_app(make_settings) -> None:
     assert [p["id"] for p in ctx.repo.list_projects()[0]] == [new]
     assert not ctx.storage.exists(MODELS, keys.model(old, 0))
     ctx.repo.close()
+
+
+def test_cleanup_skips_recorded_jobs_and_sweeps_orphans_and_interrupted_deletes(
+        repo_and_storage) -> None:
+    """Without a queue (``glimpse3d cleanup`` in another process) a job recorded on the row
+    still protects its project; files whose project has no row go; deletes that began are
+    finished; the storage health probe's prefix is left alone."""
+    from glimpse3d.jobs.cleanup import cleanup_projects, orphan_project_ids
+    from glimpse3d.jobs.outcomes import record_queued_job
+
+    repo, storage = repo_and_storage
+    running, old, kept, half_deleted = (_project_with_files(repo, storage, n)
+                                        for n in ("running", "old", "kept", "half"))
+    for pid in (running, old):
+        _age(repo, pid, 40)
+    record_queued_job(repo, running, {"kind": "generate"}, requester="addr:1.2.3.4")
+    repo.mark_deleted(half_deleted)
+    orphan = "0b7e4c1e-8f2a-4c55-9a11-3f6d2e8b9c70"
+    storage.put_bytes(PROCESSED, keys.processed(orphan), b"left over by a crash")
+    storage.put_bytes(MODELS, "_health/probe-x", b"ok")
+    assert orphan_project_ids(repo, storage) == [orphan]
+    assert sorted(cleanup_projects(repo, storage, 30, dry_run=True)) == sorted(
+        [old, half_deleted, orphan])
+    assert storage.exists(PROCESSED, keys.processed(orphan))  # dry run: nothing removed
+    deleted = cleanup_projects(repo, storage, 30)
+    assert sorted(deleted) == sorted([old, half_deleted, orphan])
+    assert repo.project_ids() == {running, kept}
+    assert storage.exists(MODELS, keys.model(running, 0))
+    assert storage.exists(MODELS, keys.model(kept, 0))
+    assert not storage.exists(PROCESSED, keys.processed(orphan))
+    assert not storage.exists(MODELS, keys.model(half_deleted, 0))
+    assert storage.exists(MODELS, "_health/probe-x")
+    assert repo.count_jobs_of("addr:1.2.3.4") == 1

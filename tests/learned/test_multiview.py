@@ -1,24 +1,20 @@
-"""Zero123Multiview from a tiny checkpoint; SyncDreamerAdapter with a stand-in module."""
+"""Zero123Multiview from a tiny checkpoint; alpha recovery of generated views."""
 
 from __future__ import annotations
 
 import math
-import types
 
 import numpy as np
 import pytest
-import torch
 
-from glimpse3d.errors import UserError
 from glimpse3d.learned.common import MissingWeightsError
 from glimpse3d.learned.multiview import (
-    SyncDreamerAdapter,
     Zero123Multiview,
+    alpha_from_background,
     alpha_from_white,
     relative_pose,
-    syncdreamer_index,
 )
-from glimpse3d.pipeline.backends import BackendUnavailable, load_backend
+from glimpse3d.pipeline.backends import load_backend
 from glimpse3d.splat.cameras import Camera, orbit_camera, syncdreamer_cameras
 
 
@@ -45,6 +41,13 @@ def test_alpha_from_white():
     rgb[2:6, 2:6] = [0.2, 0.5, 0.9]
     a = alpha_from_white(rgb)
     assert (a[2:6, 2:6] == 1).all() and a[0, 0] == 0 and a[7, 7] == 0
+
+
+def test_alpha_from_estimated_background():
+    rgb = np.full((10, 10, 3), 0.5, np.float32)  # Zero123++-style grey background
+    rgb[3:7, 3:7] = [0.9, 0.2, 0.1]
+    a = alpha_from_background(rgb)
+    assert (a[3:7, 3:7] == 1).all() and a[0, 0] == 0 and a[9, 5] == 0
 
 
 def test_zero123_from_tiny_checkpoint(tiny_dir, make_settings, object_rgba):
@@ -92,67 +95,3 @@ def test_zero123_missing_weights(make_settings, tmp_path):
     (d / "config.json").write_text("{}")
     with pytest.raises(MissingWeightsError, match="model_index.json"):
         load_backend("multiview", make_settings(multiview_backend="diffusers", multiview_model=str(d)))
-
-
-# ------------------------------------------------------------------ SyncDreamer
-
-def test_syncdreamer_not_installed(make_settings):
-    with pytest.raises(BackendUnavailable) as info:
-        load_backend("multiview", make_settings(multiview_backend="syncdreamer",
-                                                multiview_model="no_such_syncdreamer_mod"))
-    msg = str(info.value)
-    assert "GLIMPSE3D_MULTIVIEW_MODEL" in msg and "liuyuan-pal/SyncDreamer" in msg
-
-
-def _fake_syncdreamer(monkeypatch, fmt="torch"):
-    calls = {}
-
-    def generate_views(image, seed=0, elevation=30.0):
-        calls.update(shape=image.shape, seed=seed, elevation=elevation)
-        # view k is a flat grey of level k/15 in SyncDreamer's [-1, 1] range
-        levels = torch.arange(16, dtype=torch.float32) / 15.0
-        out = (levels * 2 - 1).view(16, 1, 1, 1).expand(16, 3, 32, 32).clone()
-        if fmt == "numpy_uint8":
-            return (levels.numpy()[:, None, None, None] * 255 + 0.5).astype(np.uint8) \
-                * np.ones((16, 32, 32, 3), np.uint8)
-        return out
-
-    mod = types.ModuleType("fake_syncdreamer")
-    mod.generate_views = generate_views
-    monkeypatch.setitem(__import__("sys").modules, "fake_syncdreamer", mod)
-    return calls
-
-
-@pytest.mark.parametrize("fmt", ["torch", "numpy_uint8"])
-def test_syncdreamer_mapping(monkeypatch, make_settings, object_rgba, fmt):
-    calls = _fake_syncdreamer(monkeypatch, fmt)
-    gen = load_backend("multiview", make_settings(multiview_backend="syncdreamer",
-                                                  multiview_model="fake_syncdreamer"))
-    assert isinstance(gen, SyncDreamerAdapter)
-    cams = syncdreamer_cameras(40)
-    order = [0, 5, 2, 15, 8]
-    views = gen.generate(object_rgba, [cams[i] for i in order], seed=3)
-    assert calls == {"shape": (256, 256, 4), "seed": 3, "elevation": 30.0}
-    assert len(views) == 5 and all(v.shape == (40, 40, 4) for v in views)
-    for v, k in zip(views[1:], order[1:], strict=True):
-        np.testing.assert_allclose(v[..., :3], k / 15.0, atol=2.5e-3)
-    np.testing.assert_allclose(views[0][..., 3].max(), 1.0)  # view 0 = the input photo
-
-
-def test_syncdreamer_rejects_other_cameras(monkeypatch, make_settings, object_rgba):
-    _fake_syncdreamer(monkeypatch)
-    gen = load_backend("multiview", make_settings(multiview_backend="syncdreamer",
-                                                  multiview_model="fake_syncdreamer:generate_views"))
-    cams = syncdreamer_cameras(32)
-    assert syncdreamer_index(cams[3], cams[1]) == 14
-    with pytest.raises(UserError, match="16 fixed views"):
-        gen.generate(object_rgba, [cams[0], orbit_camera(30.0, 10.0, 1.5, 32)])
-    with pytest.raises(UserError, match="16 fixed views"):
-        gen.generate(object_rgba, [cams[0], orbit_camera(0.0, 22.5, 1.5, 32)])
-
-
-def test_syncdreamer_module_without_function(monkeypatch, make_settings):
-    monkeypatch.setitem(__import__("sys").modules, "empty_sd", types.ModuleType("empty_sd"))
-    with pytest.raises(BackendUnavailable, match="generate_views"):
-        load_backend("multiview", make_settings(multiview_backend="syncdreamer",
-                                                multiview_model="empty_sd"))

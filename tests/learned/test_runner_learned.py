@@ -17,7 +17,7 @@ MISSING = [m for m in NEEDED if importlib.util.find_spec(m) is None]
 
 pytestmark = [
     pytest.mark.skipif(bool(MISSING), reason=f"runner stages missing: {MISSING}"),
-    pytest.mark.slow,  # ~15 s CPU, most of it the classic reconstruct stage
+    pytest.mark.slow,  # ~10 s CPU each, most of it the classic reconstruct stage
 ]
 
 
@@ -30,7 +30,7 @@ def test_runner_with_tiny_depth_and_enhance(tmp_path, make_settings, tiny_dir, m
 
     monkeypatch.setenv("GLIMPSE3D_ENHANCE_STEPS", "2")
     settings = make_settings(
-        device="cpu", view_size=64, refine_iterations=1, max_gaussians=1000,
+        device="cpu", view_size=64, refine_iterations=1, max_gaussians=1000, train_steps=40,
         export_formats=["ply"],
         depth_backend="transformers", depth_model=str(tiny_dir("dpt")),
         enhance_backend="diffusers", enhance_model=str(tiny_dir("sdxl")),
@@ -58,5 +58,46 @@ def test_runner_with_tiny_depth_and_enhance(tmp_path, make_settings, tiny_dir, m
         assert [m["version"] for m in report["models"]] == [0, 1]
         assert report["models"][1]["source"] == "refine:diffusers"
         assert len(repo.list_enhanced_views(project["id"])) == 16
+    finally:
+        repo.close()
+
+
+def test_runner_records_and_uses_fixed_cameras(tmp_path, make_settings, tiny_dir):
+    """Zero123++'s 7 views are stored with their cameras, and depth, reconstruction and
+    refinement run on those cameras (no resampling to the 16 SyncDreamer ones)."""
+    from glimpse3d.db.repository import open_repository
+    from glimpse3d.learned.zero123plus import zero123plus_cameras
+    from glimpse3d.pipeline.runner import PipelineRunner
+    from glimpse3d.splat.cameras import CAMERA_FIELDS, camera_record
+    from glimpse3d.storage.local import LocalStorage
+    from glimpse3d.testing.synthetic import catalogue, png_bytes, synthetic_photo
+
+    settings = make_settings(
+        device="cpu", view_size=64, refine_iterations=1, max_gaussians=800, train_steps=30,
+        export_formats=["ply"], multiview_backend="zero123plus",
+        multiview_model=str(tiny_dir("zero123plus")),
+        multiview_pipeline=str(tiny_dir("zero123plus_pipeline")), trust_remote_code=True,
+        multiview_steps=1, input_elevation=30.0,
+    )
+    repo = open_repository(f"sqlite:///{tmp_path / 'g.db'}")
+    storage = LocalStorage(tmp_path / "storage")
+    storage.ensure_buckets()
+    try:
+        photo, _ = synthetic_photo(next(iter(catalogue().values())), size=256)
+        runner = PipelineRunner(repo, storage, settings)
+        pid = runner.ingest(png_bytes(photo), "photo.png")["id"]
+        report = runner.run_all(pid, iterations=1)
+        assert report["status"] == "completed"
+        views = repo.list_views(pid)
+        expected = [camera_record(c) for c in zero123plus_cameras(64, 30.0)]
+        assert len(views) == 7 and all(v["backend"] == "zero123plus" for v in views)
+        for row, cam in zip(views, expected, strict=True):
+            for name in CAMERA_FIELDS:
+                assert row[name] == pytest.approx(cam[name]), name
+        assert len(repo.list_depth_maps(pid)) == 7
+        assert len(repo.list_enhanced_views(pid)) == 7
+        assert [m["version"] for m in report["models"]] == [0, 1]
+        again = PipelineRunner(repo, storage, settings).run_all(pid, iterations=1)
+        assert {"multiview", "depth", "reconstruct"} <= set(again["skipped_stages"])
     finally:
         repo.close()

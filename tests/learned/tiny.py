@@ -482,3 +482,100 @@ def tiny_clip(directory: Path, image_size: int = 32) -> Path:
         size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size}
     ).save_pretrained(directory)
     return Path(directory)
+
+
+# ------------------------------------------------------------------ Zero123++
+
+def tiny_zero123plus_pipeline(directory: Path) -> Path:
+    """The custom-pipeline directory (``pipeline.py``), as sudo-ai/zero123plus-pipeline."""
+    import shutil
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REMOTE_CODE / "zero123plus_pipeline" / "pipeline.py", directory / "pipeline.py")
+    return directory
+
+
+def tiny_zero123plus(directory: Path) -> Path:
+    """sudo-ai/zero123plus-v1.2's layout: ``model_index.json`` (``Zero123PlusPipeline``,
+    ``ramping_coefficients``), vae, text_encoder + tokenizer (CLIP), unet (4 channels),
+    vision_encoder (CLIPVisionModelWithProjection), feature_extractor_clip (224 px CLIP
+    normalisation), feature_extractor_vae (320 px, mean/std 0.5), scheduler
+    (EulerAncestralDiscreteScheduler, v-prediction)."""
+    from diffusers import AutoencoderKL, EulerAncestralDiscreteScheduler, UNet2DConditionModel
+    from transformers import (
+        CLIPImageProcessor,
+        CLIPTextModel,
+        CLIPVisionConfig,
+        CLIPVisionModelWithProjection,
+    )
+
+    directory = Path(directory)
+    hidden = 16
+    torch.manual_seed(SEED)
+    AutoencoderKL(  # four levels: vae_scale_factor 8, as the real one
+        block_out_channels=(4, 4, 8, 8), in_channels=3, out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+        latent_channels=4, norm_num_groups=4, layers_per_block=1, sample_size=320,
+    ).save_pretrained(directory / "vae")
+    UNet2DConditionModel(  # attention only at 1/4 of the 120x80 latents (600 tokens)
+        sample_size=40, in_channels=4, out_channels=4, block_out_channels=(8, 8, 16),
+        layers_per_block=1, down_block_types=("DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D"), cross_attention_dim=hidden,
+        attention_head_dim=2, norm_num_groups=4,
+    ).save_pretrained(directory / "unet")
+    CLIPTextModel(_clip_text_config()).save_pretrained(directory / "text_encoder")
+    tok = tiny_clip_tokenizer(directory / "tokenizer")
+    CLIPVisionModelWithProjection(CLIPVisionConfig(
+        image_size=32, patch_size=8, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+        num_attention_heads=2, projection_dim=hidden,
+    )).save_pretrained(directory / "vision_encoder")
+    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}
+                       ).save_pretrained(directory / "feature_extractor_clip")
+    CLIPImageProcessor(size={"shortest_edge": 320}, crop_size={"height": 320, "width": 320},
+                       image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5]
+                       ).save_pretrained(directory / "feature_extractor_vae")
+    EulerAncestralDiscreteScheduler(
+        beta_start=0.00085, beta_end=0.012, beta_schedule="linear",
+        prediction_type="v_prediction", timestep_spacing="linspace",
+    ).save_pretrained(directory / "scheduler")
+    ramp = torch.linspace(0.0, 1.0, tok.model_max_length).tolist()
+    (directory / "model_index.json").write_text(json.dumps({
+        "_class_name": "Zero123PlusPipeline",
+        "_diffusers_version": "0.20.2",
+        "feature_extractor_clip": ["transformers", "CLIPImageProcessor"],
+        "feature_extractor_vae": ["transformers", "CLIPImageProcessor"],
+        "ramping_coefficients": ramp,
+        "safety_checker": [None, None],
+        "scheduler": ["diffusers", "EulerAncestralDiscreteScheduler"],
+        "text_encoder": ["transformers", "CLIPTextModel"],
+        "tokenizer": ["transformers", "CLIPTokenizer"],
+        "unet": ["diffusers", "UNet2DConditionModel"],
+        "vae": ["diffusers", "AutoencoderKL"],
+        "vision_encoder": ["transformers", "CLIPVisionModelWithProjection"],
+    }, indent=2))
+    return directory
+
+
+def tiny_zero123plus_pipeline_full_imports(directory: Path) -> Path:
+    """The custom pipeline with the published file's ``from torchvision import transforms``."""
+    directory = tiny_zero123plus_pipeline(directory)
+    path = directory / "pipeline.py"
+    text = path.read_text()
+    anchor = "from PIL import Image\n"
+    path.write_text(text.replace(anchor, anchor + "from torchvision import transforms\n", 1))
+    return directory
+
+
+# ------------------------------------------------------------------ SyncDreamer
+
+def tiny_syncdreamer(directory: Path) -> Path:
+    """A SyncDreamer checkout as its README leaves it: ``generate.py`` (the stand-in of
+    tests/learned/remote_code/syncdreamer) and ``ckpt/syncdreamer-pretrain.ckpt``."""
+    import shutil
+
+    directory = Path(directory)
+    (directory / "ckpt").mkdir(parents=True, exist_ok=True)
+    shutil.copy(REMOTE_CODE / "syncdreamer" / "generate.py", directory / "generate.py")
+    (directory / "ckpt" / "syncdreamer-pretrain.ckpt").write_bytes(b"stand-in checkpoint")
+    return directory

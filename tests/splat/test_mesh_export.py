@@ -173,6 +173,8 @@ def test_mug_textured_mesh_matches_the_splat_renders(mug) -> None:
     """A mug with a handle (a hole through it, a cavity inside) at the default budgets."""
     asset = mesh_asset(mug, MeshOptions(resolution=96))
     assert len(asset.faces) <= 20_000
+    closed = trimesh.Trimesh(asset.vertices, asset.faces, process=True)  # merges the UV seams
+    assert closed.is_watertight and closed.is_winding_consistent and closed.volume > 0
     score = fidelity(asset, mug)
     assert np.mean(score["psnr"]) >= 26.0, score
     assert min(score["iou"]) >= 0.95, score

@@ -140,8 +140,16 @@ def test_local_layout_atomic_and_url(tmp_path):
     path = tmp_path / "root" / "multiview-images" / "pid" / "views" / "view_01.png"
     assert path.read_bytes() == b"png"
     assert s.local_path(MULTIVIEW, keys.view("pid", 1)) == path.resolve()
-    assert s.url(MULTIVIEW, keys.view("pid", 1)) == "/files/multiview-images/pid/views/view_01.png"
-    assert s.url(MODELS, "pid/exports/v 1.ply") == "/files/3d-models/pid/exports/v%201.ply"
+    url = s.url(MULTIVIEW, keys.view("pid", 1))
+    assert url.startswith("/files/multiview-images/pid/views/view_01.png?exp=")
+    assert s.url(MODELS, "pid/exports/v 1.ply").split("?")[0] == "/files/3d-models/pid/exports/v%201.ply"
+    query = dict(p.split("=") for p in url.split("?")[1].split("&"))
+    assert s.link_valid(MULTIVIEW, keys.view("pid", 1), query["exp"], query["sig"])
+    assert not s.link_valid(MULTIVIEW, keys.view("pid", 2), query["exp"], query["sig"])
+    assert not s.link_valid(MULTIVIEW, keys.view("pid", 1), str(int(query["exp"]) + 1), query["sig"])
+    # the key lives next to the buckets (mode 0600), shared by every process on this root
+    assert (tmp_path / "root" / ".link-secret").stat().st_mode & 0o777 == 0o600
+    assert LocalStorage(tmp_path / "root").link_valid(MULTIVIEW, keys.view("pid", 1), query["exp"], query["sig"])
 
     class Boom(io.RawIOBase):
         def readable(self) -> bool:

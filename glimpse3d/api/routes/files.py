@@ -1,15 +1,17 @@
-"""``GET /files/{bucket}/{key}``: objects of the local storage backend (never outside it)."""
+"""``GET /files/{bucket}/{key}?exp=..&sig=..``: objects of the local storage backend (never
+outside it), behind the expiring HMAC signature that the API's responses put on every link
+(:mod:`glimpse3d.storage.signing`), so ``<img>`` tags and downloads need no header."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import FileResponse
 
 from glimpse3d.api.deps import ApiContext, get_ctx
-from glimpse3d.api.errors import ApiError, error_responses
+from glimpse3d.api.errors import ApiError, ErrorResponse, error_responses
 from glimpse3d.errors import UserError
 from glimpse3d.storage.base import BUCKETS, guess_content_type
 
@@ -42,16 +44,28 @@ def resolve_local_file(ctx: ApiContext, bucket: str, key: str) -> Path:
 
 @router.get(
     "/files/{bucket}/{key:path}",
-    summary="A stored file (local storage backend only)",
+    summary="A stored file (local storage backend only; signed link)",
     response_class=FileResponse,
     responses={
         200: {"description": "The file, with its content type.",
               "content": {"application/octet-stream": {"schema": {"type": "string",
                                                                    "format": "binary"}}}},
+        403: {"description": "The link's signature is missing, wrong or expired.",
+              "model": ErrorResponse},
         **error_responses(404),
     },
 )
-def get_file(bucket: str, key: str, ctx: Ctx) -> FileResponse:
+def get_file(
+    bucket: str,
+    key: str,
+    ctx: Ctx,
+    exp: Annotated[str | None, Query(max_length=20, description="Expiry (Unix seconds).")] = None,
+    sig: Annotated[str | None, Query(max_length=128, description="HMAC-SHA256, hex.")] = None,
+) -> FileResponse:
     path = resolve_local_file(ctx, bucket, key)
+    link_valid = getattr(ctx.storage, "link_valid", None)
+    if link_valid is None or not link_valid(bucket, key, exp, sig):
+        raise ApiError(403, "this file link is invalid or has expired; fetch the project's "
+                       "status again for fresh links")
     ctype = guess_content_type(path.name)
-    return FileResponse(path, media_type=ctype, headers={"Cache-Control": "no-cache"})
+    return FileResponse(path, media_type=ctype, headers={"Cache-Control": "private, max-age=300"})

@@ -6,23 +6,25 @@ import re
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Query
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
-from glimpse3d.api.deps import ApiContext, client_id, get_ctx
+from glimpse3d.api.deps import ApiContext, get_ctx
 from glimpse3d.api.errors import ApiError, error_responses
 from glimpse3d.api.schemas import ExportFormat, JobAccepted
+from glimpse3d.api.security import Caller
 from glimpse3d.api.views import forget_status
+from glimpse3d.auth import Identity
 from glimpse3d.pipeline.ports import STRENGTH_PRESETS
 from glimpse3d.splat.export import FILE_EXTENSIONS, MEDIA_TYPES
 from glimpse3d.splat.mesh_asset import MAX_FACES, MAX_TEXTURE, MIN_FACES, MIN_TEXTURE
 
 router = APIRouter(tags=["pipeline"])
 Ctx = Annotated[ApiContext, Depends(get_ctx)]
-Client = Annotated[str, Depends(client_id)]
 Strength = Literal["low", "medium", "high"]
 
-CAP_RETRY_AFTER = 15  # seconds suggested when the per-client job cap is reached
+CAP_RETRY_AFTER = 15  # seconds suggested when the per-identity job cap is reached
 
 
 class RefineRequest(BaseModel):
@@ -34,7 +36,7 @@ class RefineRequest(BaseModel):
     )
 
 
-def _check_can_start(ctx: ApiContext, project: dict[str, Any], client: str) -> None:
+def _check_can_start(ctx: ApiContext, project: dict[str, Any], caller: Identity) -> None:
     pid = str(project["id"])
     if ctx.job_active(project):
         kind = (project.get("job") or {}).get("kind", "pipeline")
@@ -43,9 +45,9 @@ def _check_can_start(ctx: ApiContext, project: dict[str, Any], client: str) -> N
             f"or cancel it (POST /api/v1/projects/{pid}/cancel)"
         )
     cap = ctx.settings.max_active_jobs_per_client
-    if ctx.queue.active_count(client) >= cap:
+    if ctx.queue.active_count(caller.limit_key) >= cap:
         raise ApiError(
-            429, f"you already have {cap} active job(s), the most allowed per client; wait for "
+            429, f"you already have {cap} active job(s), the most allowed per user; wait for "
             "one to finish", {"Retry-After": str(CAP_RETRY_AFTER)},
         )
 
@@ -69,19 +71,19 @@ def _accepted(ctx: ApiContext, pid: str, job: dict[str, Any]) -> JobAccepted:
     description="409 while a job is queued or running, before the upload was processed, or "
     "when v0 already exists and the project is completed (refine or export it instead). A "
     "failed or cancelled run resumes where it stopped.",
-    responses=error_responses(404, 409, 429),
+    responses=error_responses(401, 404, 409, 429),
 )
-def generate(project_id: str, ctx: Ctx, client: Client) -> JobAccepted:
-    project = ctx.repo.get_project(project_id)
+def generate(project_id: str, ctx: Ctx, caller: Caller) -> JobAccepted:
+    project = ctx.project_of(caller, project_id)
     if not project.get("processed_image_key"):
         raise ApiError(409, "the upload has not been preprocessed; upload the photo again")
-    _check_can_start(ctx, project, client)
+    _check_can_start(ctx, project, caller)
     if project["status"] == "completed" and ctx.repo.list_models(project_id):
         raise ApiError(
             409, "the model is already generated (v0 exists); refine or export it instead"
         )
     job = {"kind": "generate"}
-    ctx.queue.enqueue(project_id, job, client_id=client)
+    ctx.queue.enqueue(project_id, job, client_id=caller.limit_key)
     return _accepted(ctx, project_id, job)
 
 
@@ -92,12 +94,12 @@ def generate(project_id: str, ctx: Ctx, client: Client) -> JobAccepted:
     summary="Queue refinement iterations (v(n+1) ... v(n+iterations))",
     description="Parameters come from the query or an optional JSON body (the body wins). "
     "409 before model v0 exists or while a job is queued or running.",
-    responses=error_responses(400, 404, 409, 422, 429),
+    responses=error_responses(400, 401, 404, 409, 422, 429),
 )
 def refine(
     project_id: str,
     ctx: Ctx,
-    client: Client,
+    caller: Caller,
     iterations: Annotated[
         int | None, Query(ge=1, le=10, description="Refinement iterations (default 3).")
     ] = None,
@@ -106,11 +108,11 @@ def refine(
     ] = None,
     body: Annotated[RefineRequest | None, Body()] = None,
 ) -> JobAccepted:
-    project = ctx.repo.get_project(project_id)
+    project = ctx.project_of(caller, project_id)
     if body is not None:
         iterations = body.iterations or iterations
         strength = body.strength or strength
-    _check_can_start(ctx, project, client)
+    _check_can_start(ctx, project, caller)
     if not ctx.repo.list_models(project_id):
         raise ApiError(
             409, f"no model yet: generate it first (POST /api/v1/generate/{project_id})"
@@ -120,7 +122,7 @@ def refine(
         "iterations": iterations or 3,
         "strength": STRENGTH_PRESETS[strength or "medium"],
     }
-    ctx.queue.enqueue(project_id, job, client_id=client)
+    ctx.queue.enqueue(project_id, job, client_id=caller.limit_key)
     return _accepted(ctx, project_id, job)
 
 
@@ -132,12 +134,12 @@ def refine(
     description="One job that makes model v0 (or resumes it) and then runs the refinement "
     "iterations, so nothing depends on the client staying connected in between. 409 while a "
     "job is queued or running or before the upload was processed.",
-    responses=error_responses(400, 404, 409, 422, 429),
+    responses=error_responses(400, 401, 404, 409, 422, 429),
 )
 def run(
     project_id: str,
     ctx: Ctx,
-    client: Client,
+    caller: Caller,
     iterations: Annotated[
         int | None, Query(ge=0, le=10, description="Refinement iterations after v0 (default 3).")
     ] = None,
@@ -145,16 +147,16 @@ def run(
         Strength | None, Query(description="low 0.25, medium 0.5 (default), high 0.75.")
     ] = None,
 ) -> JobAccepted:
-    project = ctx.repo.get_project(project_id)
+    project = ctx.project_of(caller, project_id)
     if not project.get("processed_image_key"):
         raise ApiError(409, "the upload has not been preprocessed; upload the photo again")
-    _check_can_start(ctx, project, client)
+    _check_can_start(ctx, project, caller)
     job = {
         "kind": "run",
         "iterations": 3 if iterations is None else iterations,
         "strength": STRENGTH_PRESETS[strength or "medium"],
     }
-    ctx.queue.enqueue(project_id, job, client_id=client)
+    ctx.queue.enqueue(project_id, job, client_id=caller.limit_key)
     return _accepted(ctx, project_id, job)
 
 
@@ -176,12 +178,13 @@ def _slug(name: str) -> str:
                         for t in sorted(set(MEDIA_TYPES.values()))},
         },
         307: {"description": "Redirect to a signed URL (S3 storage)."},
-        **error_responses(404, 409, 422),
+        **error_responses(401, 404, 409, 422),
     },
 )
-def export(
+async def export(
     project_id: str,
     ctx: Ctx,
+    caller: Caller,
     format: Annotated[
         ExportFormat,
         Query(description="ply, splat, spz, glb, obj (a .zip of .obj + .mtl + .png), usdz or mp4."),
@@ -202,8 +205,8 @@ def export(
         float | None, Query(gt=0, le=10000, description="Metres for the model's fit radius (default 1).")
     ] = None,
 ) -> Response:
-    project = ctx.repo.get_project(project_id)
-    versions = [int(m["version"]) for m in ctx.repo.list_models(project_id)]
+    project = await run_in_threadpool(ctx.project_of, caller, project_id)
+    versions = [int(m["version"]) for m in await run_in_threadpool(ctx.repo.list_models, project_id)]
     if not versions:
         raise ApiError(409, f"no model yet: generate it first (POST /api/v1/generate/{project_id})")
     if version is not None and version not in versions:
@@ -212,8 +215,11 @@ def export(
             f"(versions: {', '.join(map(str, versions))})"
         )
     resolved = max(versions) if version is None else version
-    bucket, key = ctx.runner().export(project_id, format, version=resolved, faces=faces,
-                                      texture_size=texture, scale=scale)
+    async with ctx.exports.hold():  # at most max_concurrent_exports builds at once
+        bucket, key = await run_in_threadpool(
+            ctx.runner().export, project_id, format, version=resolved, faces=faces,
+            texture_size=texture, scale=scale,
+        )
     forget_status(ctx, project_id)  # export_history may have a new row
     path = ctx.storage.local_path(bucket, key)
     if path is not None and path.is_file():

@@ -9,21 +9,23 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
-from glimpse3d.api.deps import ApiContext, client_id, get_ctx
+from glimpse3d.api.deps import ApiContext, get_ctx
 from glimpse3d.api.errors import ApiError, error_responses
 from glimpse3d.api.events import event_id, is_terminal, project_events
+from glimpse3d.api.photo import probe_photo, strip_metadata
 from glimpse3d.api.schemas import (
     CancelResponse,
     ProjectList,
     StatusResponse,
     UploadResponse,
 )
+from glimpse3d.api.security import Caller, StreamCaller, client_address
 from glimpse3d.api.uploads import read_upload, sniff_image_format
 from glimpse3d.api.views import event_snapshot, forget_status, list_item, status_json
+from glimpse3d.jobs.cleanup import delete_project_everywhere
 
 router = APIRouter(tags=["projects"])
 Ctx = Annotated[ApiContext, Depends(get_ctx)]
-Client = Annotated[str, Depends(client_id)]
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 MAX_NAME = 200
@@ -61,9 +63,9 @@ UPLOAD_BODY: dict[str, Any] = {
 }
 
 
-def rate_limit_upload(request: Request, client: Client) -> None:
-    """Count one upload for this client (429 with Retry-After past ``settings.rate_limit``)."""
-    get_ctx(request).limiter.hit(client)
+def rate_limit_upload(request: Request, caller: Caller) -> None:
+    """Count one upload for this identity (429 with Retry-After past ``settings.rate_limit``)."""
+    get_ctx(request).limiter.hit(caller.limit_key)
 
 
 @router.post(
@@ -73,12 +75,14 @@ def rate_limit_upload(request: Request, client: Client) -> None:
     summary="Upload a photo and create a project",
     description="Validates the photo (size, type from its content, usability), removes the "
     "background unless `remove_bg=false`, centres it, and creates the project. The size limit "
-    "is enforced while the body streams in. Rate limited per client (`rate_limit`).",
-    responses=error_responses(400, 413, 415, 422, 429),
+    "is enforced while the body streams in and the pixel size is checked from the header "
+    "before decoding. EXIF/GPS metadata is stripped from the stored original (unless "
+    "`keep_photo_metadata`). Rate limited per user (`rate_limit`).",
+    responses=error_responses(400, 401, 413, 415, 422, 429),
     openapi_extra=UPLOAD_BODY,
     dependencies=[Depends(rate_limit_upload)],
 )
-async def upload(request: Request, ctx: Ctx, client: Client) -> UploadResponse:
+async def upload(request: Request, ctx: Ctx, caller: Caller) -> UploadResponse:
     form = await read_upload(request, ctx.settings.max_upload_bytes)
     raw_bg = form.fields.get("remove_bg", "true").strip().lower()
     if raw_bg not in _TRUE | _FALSE:
@@ -91,15 +95,19 @@ async def upload(request: Request, ctx: Ctx, client: Client) -> UploadResponse:
     fmt = sniff_image_format(form.data[:16])
     if fmt is None:
         raise ApiError(415, "not an image: send a PNG, JPEG or WebP photo")
+    pil_format, _w, _h = probe_photo(form.data)  # header only: no decode yet
+    data = form.data if ctx.settings.keep_photo_metadata else strip_metadata(form.data, pil_format)
     filename = form.filename or f"upload.{fmt}"
-    project = await run_in_threadpool(
-        ctx.runner().ingest,
-        form.data,
-        filename,
-        name=name,
-        remove_bg=raw_bg in _TRUE,
-        client_id=client,
-    )
+    async with ctx.decodes.hold():
+        project = await run_in_threadpool(
+            ctx.runner().ingest,
+            data,
+            filename,
+            name=name,
+            remove_bg=raw_bg in _TRUE,
+            owner_id=caller.owner_id,
+            client_id=client_address(request),
+        )
     pid = str(project["id"])
     from glimpse3d.storage.base import PROCESSED, UPLOADS
 
@@ -122,27 +130,31 @@ async def upload(request: Request, ctx: Ctx, client: Client) -> UploadResponse:
     summary="Everything about a project",
     description="The project row, its 16 views, depth maps, model versions, refinement "
     "iterations (with quality metrics) and exports, with URLs.",
-    responses=error_responses(404),
+    responses=error_responses(401, 404),
 )
-def status(project_id: str, ctx: Ctx) -> Response:
+def status(project_id: str, ctx: Ctx, caller: Caller) -> Response:
+    ctx.project_of(caller, project_id)
     return Response(status_json(ctx, project_id), media_type="application/json")
 
 
 @router.get(
     "/projects",
     response_model=ProjectList,
-    summary="List projects, newest first",
-    responses=error_responses(422),
+    summary="List the caller's projects, newest first",
+    responses=error_responses(401, 422),
 )
 def list_projects(
     ctx: Ctx,
+    caller: Caller,
     limit: Annotated[int, Query(ge=1, le=100, description="Page size.")] = 20,
     offset: Annotated[int, Query(ge=0, le=1_000_000, description="Rows to skip.")] = 0,
     status: Annotated[
         str | None, Query(max_length=32, description="Only projects with this status.")
     ] = None,
 ) -> ProjectList:
-    rows, total = ctx.repo.list_projects(limit=limit, offset=offset, status=status)
+    rows, total = ctx.repo.list_projects(
+        limit=limit, offset=offset, status=status, owner_id=caller.owner_id
+    )
     return ProjectList(
         items=[list_item(ctx, p) for p in rows], total=total, limit=limit, offset=offset
     )
@@ -153,11 +165,12 @@ def list_projects(
     status_code=204,
     summary="Delete a project, its rows and its files",
     description="A queued or running job is cancelled first and the call waits (up to 10 s) "
-    "for it to stop; 409 if it has not stopped by then (retry).",
-    responses={204: {"description": "Deleted."}, **error_responses(404, 409)},
+    "for it to stop; 409 if it has not stopped by then (retry). The row is hidden first, "
+    "then the files go, then the row: an interrupted delete is finished by `cleanup`.",
+    responses={204: {"description": "Deleted."}, **error_responses(401, 404, 409)},
 )
-async def delete_project(project_id: str, ctx: Ctx) -> Response:
-    project = await run_in_threadpool(ctx.repo.get_project, project_id)
+async def delete_project(project_id: str, ctx: Ctx, caller: Caller) -> Response:
+    project = await run_in_threadpool(ctx.project_of, caller, project_id)
     if ctx.job_active(project):
         ctx.queue.cancel(project_id)
         loop = asyncio.get_running_loop()
@@ -167,9 +180,8 @@ async def delete_project(project_id: str, ctx: Ctx) -> Response:
             await asyncio.sleep(0.1)
         if await run_in_threadpool(ctx.queue.is_active, project_id):
             raise ApiError(409, "the project's job is still stopping; retry in a few seconds")
-    await run_in_threadpool(ctx.storage.delete_project, project_id)
-    await run_in_threadpool(ctx.repo.delete_project, project_id)
     forget_status(ctx, project_id)
+    await run_in_threadpool(delete_project_everywhere, ctx.repo, ctx.storage, project_id)
     return Response(status_code=204)
 
 
@@ -180,10 +192,10 @@ async def delete_project(project_id: str, ctx: Ctx) -> Response:
     summary="Cancel the project's queued or running job",
     description="A queued job is dropped at once (status `cancelled`); a running one stops "
     "at its next step (watch the status or the event stream).",
-    responses=error_responses(404, 409),
+    responses=error_responses(401, 404, 409),
 )
-def cancel(project_id: str, ctx: Ctx) -> CancelResponse:
-    ctx.repo.get_project(project_id)  # 404 first
+def cancel(project_id: str, ctx: Ctx, caller: Caller) -> CancelResponse:
+    ctx.project_of(caller, project_id)  # 404 first (another owner's project too)
     if not ctx.queue.cancel(project_id):
         raise ApiError(409, "no job is queued or running for this project")
     project = ctx.repo.get_project(project_id)
@@ -207,17 +219,18 @@ def cancel(project_id: str, ctx: Ctx) -> CancelResponse:
         200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
               "description": "The event stream."},
         204: {"description": "Nothing newer and the project has ended."},
-        **error_responses(404),
+        **error_responses(401, 404),
     },
 )
 async def events(
     project_id: str,
     ctx: Ctx,
+    caller: StreamCaller,
     last_event_id: Annotated[
         str | None, Header(alias="Last-Event-ID", description="The last `id` received.")
     ] = None,
 ) -> Response:
-    project = await run_in_threadpool(ctx.repo.get_project, project_id)
+    project = await run_in_threadpool(ctx.project_of, caller, project_id)
     try:
         last = max(0, int(last_event_id or 0))
     except ValueError:
@@ -229,10 +242,11 @@ async def events(
         from glimpse3d.db.repository import ProjectNotFound
 
         try:
-            return await run_in_threadpool(ctx.repo.get_project, project_id)
+            return await run_in_threadpool(ctx.project_of, caller, project_id)
         except ProjectNotFound:
             return None
 
+    await ctx.streams.acquire()  # 503 when max_event_streams are open
     body = project_events(
         project_id,
         load,
@@ -244,8 +258,25 @@ async def events(
         poll_interval=ctx.sse_poll_interval,
         keepalive=ctx.sse_keepalive,
     )
-    return StreamingResponse(
+    return _SlotStream(
         body,
+        slot=ctx.streams,
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+
+class _SlotStream(StreamingResponse):
+    """A streaming response that gives its stream slot back when it has been sent, the
+    client went away, or sending failed (whether or not the body was ever started)."""
+
+    def __init__(self, *args: Any, slot: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._slot = slot
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._slot.release()

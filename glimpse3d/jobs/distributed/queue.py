@@ -105,7 +105,7 @@ class ProcrastinateQueue:
         if self.is_active(project_id):
             raise WrongState(f"project {project_id} already has a queued or running job; "
                              "wait for it or cancel it")
-        record_queued_job(self.repo, project_id, spec)
+        record_queued_job(self.repo, project_id, spec, requester=client_id)
         try:
             self._defer(project_id, spec)
         except WrongState:
