@@ -185,9 +185,11 @@ def test_cancel_queued_and_unknown(env) -> None:
         q.check()
 
 
-def hold_first_step(pid: str) -> tuple[Callable[[Any], None], threading.Event, threading.Event]:
-    """A progress callback that holds ``pid``'s job inside its first step: ``started`` is set
-    when the job gets there, and the job goes on once ``release`` is set (or after 10 s)."""
+def start_held_in_first_step(queue: Callable[..., InlineQueue], pid: str
+                             ) -> tuple[InlineQueue, threading.Event]:
+    """A started queue running a ``generate`` job of ``pid`` that its progress callback holds
+    inside the first step (asserted reached); the job goes on once the returned event is set
+    (or after 10 s)."""
     started = threading.Event()
     release = threading.Event()
 
@@ -196,18 +198,18 @@ def hold_first_step(pid: str) -> tuple[Callable[[Any], None], threading.Event, t
             started.set()
             release.wait(10)
 
-    return on_progress, started, release
+    q = queue(on_progress=on_progress)
+    q.start()
+    q.enqueue(pid, {"kind": "generate"})
+    assert started.wait(30)
+    return q, release
 
 
 def test_cancel_a_running_job(env) -> None:
     """The flag is polled between steps: the job stops with status 'cancelled'."""
     _, repo, storage, queue = env
     pid = seed_generated(repo, storage)
-    on_progress, started, release = hold_first_step(pid)
-    q = queue(on_progress=on_progress)
-    q.start()
-    q.enqueue(pid, {"kind": "generate"})
-    assert started.wait(30)
+    q, release = start_held_in_first_step(queue, pid)
     assert q.cancel(pid) is True
     release.set()
     p = wait_for(lambda: finished(repo, pid), 30, what="the cancellation")
@@ -218,11 +220,7 @@ def test_cancel_a_running_job(env) -> None:
 def test_shutdown_mid_job_keeps_it_recorded_and_the_next_start_finishes_it(env) -> None:
     _, repo, storage, queue = env
     pid = seed_generated(repo, storage)
-    on_progress, started, release = hold_first_step(pid)
-    q1 = queue(on_progress=on_progress)
-    q1.start()
-    q1.enqueue(pid, {"kind": "generate"})
-    assert started.wait(30)
+    q1, release = start_held_in_first_step(queue, pid)
     stopper = threading.Thread(target=q1.stop, args=(20,))
     stopper.start()
     wait_for(lambda: q1._stopping.is_set(), 5)
