@@ -98,7 +98,13 @@ def test_make_queue_picks_the_engine(env) -> None:
 def test_job_runs_records_progress_and_clears(env) -> None:
     _, repo, storage, queue = env
     events: list[Any] = []
-    q = queue(on_progress=events.append)
+    checked = threading.Event()
+
+    def on_progress(event: Any) -> None:
+        events.append(event)
+        checked.wait(30)  # the job (a few quick exports) waits until the checks below are done
+
+    q = queue(on_progress=on_progress)
     q.start()
     q.check()
     pid = seed_generated(repo, storage)
@@ -106,6 +112,7 @@ def test_job_runs_records_progress_and_clears(env) -> None:
     assert repo.get_project(pid)["job"] == {"kind": "generate"}
     with pytest.raises(WrongState):
         q.enqueue(pid, {"kind": "generate"})
+    checked.set()
     p = wait_for(lambda: finished(repo, pid), 60, what="the job")
     assert p["status"] == "completed" and p["progress_percentage"] == 100.0
     assert p["attempts"] == 0 and p["job"] is None
