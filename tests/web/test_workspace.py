@@ -26,6 +26,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from tests.utils.common import free_port
+from tests.utils.settings import FAST
 
 pytestmark = pytest.mark.browser
 
@@ -81,11 +82,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     settings = Settings(  # type: ignore[call-arg]
         _env_file=None,
         data_dir=data,
-        refine_iterations=1,
-        view_size=128,
-        max_gaussians=2000,
-        export_formats=["ply", "splat"],
-        cleanup_interval_minutes=0,
+        # the fast preset (40 training steps, 1 refinement iteration, ply + splat exports)
+        # with larger views and model for the page's pictures
+        **{**FAST, "view_size": 128, "max_gaussians": 2000},
+        mesh_faces=5000,  # the .glb downloads: a smaller mesh and texture bake in half the time
+        mesh_texture_size=256,
         rate_limit="1000/minute",
         max_active_jobs_per_client=10,
         max_upload_bytes=MAX_UPLOAD,  # small, so the too-large check needs no 10 MB transfer
