@@ -87,6 +87,7 @@ class Settings(BaseSettings):
     trust_remote_code: bool = Field(False, description="Allow models that ship their own code.")
     depth_align: str = Field("proxy", description="Learned depth alignment: proxy | silhouette")
     enhance_lightning: bool = Field(False, description="SDXL-Lightning 4-step scheduler.")
+    enhance_turbo: bool = Field(False, description="SDXL-Turbo: 2 steps, no guidance.")
     enhance_lightning_unet: str | None = Field(None, description="Lightning UNet weights file.")
     enhance_steps: int | None = Field(None, ge=1, description="Diffusion steps for enhancement.")
     enhance_prompt: str | None = Field(None, description="Text prompt for the enhancer.")

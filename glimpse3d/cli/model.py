@@ -21,12 +21,14 @@ def render(
     out: Annotated[Path, typer.Option("-o", "--out", help="Output RGBA PNG.")] = Path("render.png"),
 ) -> None:
     """Render MODEL from an orbit camera to an RGBA PNG (transparent background)."""
+    from glimpse3d.config import get_settings
     from glimpse3d.splat.cameras import orbit_camera
+    from glimpse3d.splat.device import splat_device
     from glimpse3d.splat.formats import load_model
     from glimpse3d.splat.images import save_rgba_png
     from glimpse3d.splat.rasterizer import render as render_model
 
-    gaussians = load_model(model)
+    gaussians = load_model(model).to(splat_device(get_settings().device))  # gsplat on CUDA
     camera = orbit_camera(elevation, azimuth, distance, size)
     result = render_model(gaussians, camera)
     save_rgba_png(out, result.rgb, result.alpha)

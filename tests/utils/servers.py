@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -80,12 +80,25 @@ def jwk_of(key: rsa.RSAPrivateKey, kid: str) -> dict[str, Any]:
 
 
 @contextmanager
-def jwks_server(keys: list[dict[str, Any]]) -> Iterator[str]:
-    """Serve ``{"keys": keys}`` at ``/auth/v1/.well-known/jwks.json``; yields the base URL
+def jwks_server(keys: list[dict[str, Any]], users: dict[str, tuple[str, str]] | None = None,
+                sign: Callable[[str], str] | None = None, anon_key: str = "anon") -> Iterator[str]:
+    """A stand-in for Supabase Auth on loopback: ``{"keys": keys}`` at
+    ``/auth/v1/.well-known/jwks.json`` and, with ``users`` (email -> (password, user id)) and
+    ``sign`` (user id -> access token), the password grant of ``POST /auth/v1/token``
+    (requires the ``apikey`` header; CORS open, as Supabase's is). Yields the base URL
     (what ``GLIMPSE3D_SUPABASE_URL`` would be)."""
     body = json.dumps({"keys": keys}).encode()
 
     class Handler(BaseHTTPRequestHandler):
+        def _reply(self, status: int, payload: dict[str, Any]) -> None:
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Access-Control-Allow-Origin", "*")
+            self.end_headers()
+            self.wfile.write(data)
+
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
             if self.path != "/auth/v1/.well-known/jwks.json":
                 self.send_error(404)
@@ -95,6 +108,31 @@ def jwks_server(keys: list[dict[str, Any]]) -> Iterator[str]:
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
+
+        def do_OPTIONS(self) -> None:  # noqa: N802 - CORS preflight
+            self.send_response(204)
+            self.send_header("Access-Control-Allow-Origin", "*")
+            self.send_header("Access-Control-Allow-Methods", "POST")
+            self.send_header("Access-Control-Allow-Headers", "content-type, apikey, authorization")
+            self.end_headers()
+
+        def do_POST(self) -> None:  # noqa: N802
+            length = int(self.headers.get("Content-Length") or 0)
+            form = json.loads(self.rfile.read(length) or b"{}")
+            if not self.path.startswith("/auth/v1/token?grant_type=password") or not users \
+                    or sign is None:
+                self._reply(404, {"msg": "not found"})
+            elif self.headers.get("apikey") != anon_key:
+                self._reply(401, {"message": "Invalid API key"})
+            elif users.get(form.get("email", ""), ("", ""))[0] != form.get("password") \
+                    or not form.get("password"):
+                self._reply(400, {"error": "invalid_grant",
+                                  "error_description": "Invalid login credentials"})
+            else:
+                sub = users[form["email"]][1]
+                self._reply(200, {"access_token": sign(sub), "token_type": "bearer",
+                                  "expires_in": 3600, "refresh_token": "r-" + sub[:8],
+                                  "user": {"id": sub, "email": form["email"]}})
 
         def log_message(self, *args: Any) -> None:
             pass

@@ -70,3 +70,44 @@ def test_sign_in_with_an_api_key(key_server, browser_context) -> None:  # noqa: 
         assert unexpected == [], console.errors
     finally:
         pg.close()
+
+
+def test_supabase_email_sign_in(make_settings, browser_context) -> None:  # noqa: F811
+    """Supabase mode: the page reads /api/v1/auth/config, signs in with email and password
+    against (a loopback stand-in of) Supabase Auth, and the token it gets is accepted."""
+    import uuid
+
+    from glimpse3d.api.app import create_app
+    from tests.utils.servers import jwk_of, jwks_server, rsa_private_key, supabase_token
+
+    key = rsa_private_key()
+    user = str(uuid.uuid4())
+    holder: dict[str, str] = {}
+    users = {"ann@example.com": ("correct horse", user)}
+    with jwks_server([jwk_of(key, "k1")], users=users, anon_key="anon-123",
+                     sign=lambda sub: supabase_token(sub, key, issuer=holder["issuer"])) as url:
+        holder["issuer"] = f"{url}/auth/v1"
+        app = create_app(make_settings(auth="supabase", supabase_url=url,
+                                       supabase_anon_key="anon-123",
+                                       cleanup_interval_minutes=0), start_worker=False)
+        ctx = app.state.ctx
+        ctx.runner().ingest(disc_photo(), "a.png", name="Ann's teapot", owner_id=user)
+        ctx.runner().ingest(disc_photo(), "b.png", name="Not Ann's", owner_id=str(uuid.uuid4()))
+        pg = browser_context.new_page()
+        pg.set_default_timeout(20_000)
+        try:
+            with live_server(app) as base:
+                pg.goto(base + "/")
+                pg.wait_for_selector("#signin-dialog[open] input[name=email]")
+                pg.fill("input[name=email]", "ann@example.com")
+                pg.fill("input[name=password]", "wrong")
+                pg.click("#signin-submit")
+                pg.wait_for_selector("#signin-error:not(:empty)")
+                assert "Invalid login credentials" in pg.inner_text("#signin-error")
+                pg.fill("input[name=password]", "correct horse")
+                pg.click("#signin-submit")
+                pg.wait_for_selector("text=Ann's teapot")
+                assert "Not Ann's" not in pg.inner_text("body")
+        finally:
+            pg.close()
+            ctx.repo.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
@@ -248,7 +247,7 @@ async def events(
             return None
 
     await ctx.streams.acquire()  # 503 when max_event_streams are open
-    body = _releasing(ctx, project_events(
+    body = project_events(
         project_id,
         load,
         lambda p: event_snapshot(ctx, p),
@@ -258,18 +257,26 @@ async def events(
         last_event_id=last,
         poll_interval=ctx.sse_poll_interval,
         keepalive=ctx.sse_keepalive,
-    ))
-    return StreamingResponse(
+    )
+    return _SlotStream(
         body,
+        slot=ctx.streams,
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
 
-async def _releasing(ctx: ApiContext, body: AsyncIterator[str]) -> AsyncIterator[str]:
-    """``body``, giving the stream slot back when it ends or the client goes away."""
-    try:
-        async for chunk in body:
-            yield chunk
-    finally:
-        ctx.streams.release()
+
+class _SlotStream(StreamingResponse):
+    """A streaming response that gives its stream slot back when it has been sent, the
+    client went away, or sending failed (whether or not the body was ever started)."""
+
+    def __init__(self, *args: Any, slot: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._slot = slot
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._slot.release()
