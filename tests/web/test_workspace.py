@@ -380,7 +380,7 @@ def test_viewer_versions_fallback_and_download(
     r, _, b = _mean_rgb(shot_mesh)
     assert r > b + 60, (r, b)
     pg.click("#mesh-toggle")
-    pg.wait_for_function("() => !document.querySelector('#viewer').dataset.mesh")
+    pg.locator("#viewer:not([data-mesh])").wait_for()
     assert pg.locator("#mesh-toggle").get_attribute("aria-pressed") == "false"
 
     assert console.unexpected() == [], console.errors
