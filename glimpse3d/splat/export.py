@@ -187,9 +187,11 @@ def export_model(
 
                 write_usdz(asset, tmp, _file_metadata(asset, metadata))
         else:
+            from glimpse3d.splat._threads import one_torch_thread
             from glimpse3d.splat.video import render_turntable
 
-            render_turntable(model, tmp, frames=video_frames, size=video_size)
+            with one_torch_thread():  # 2x faster on the CPU (see splat/_threads.py)
+                render_turntable(model, tmp, frames=video_frames, size=video_size)
         tmp.replace(out)
     finally:
         tmp.unlink(missing_ok=True)
