@@ -73,7 +73,8 @@ def environment() -> dict:
     info["gpu_total_gib"] = round(torch.cuda.get_device_properties(0).total_memory / GIB, 1)
     print(f"device {info['device']}, {info['gpu_total_gib']} GiB")
     if not gsplat_available():
-        print("SKIP gsplat: not importable (pip install 'glimpse3d[gpu]'); device=auto stays on "
+        print("SKIP gsplat: not usable (pip install 'glimpse3d[gpu]' and the CUDA toolkit to build its "
+              "kernels); device=auto stays on "
               "the CPU numba kernel")
     return info
 

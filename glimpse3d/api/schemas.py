@@ -45,10 +45,18 @@ class ProjectOut(ProjectFields):
 
 class ViewOut(BaseModel):
     view_index: int = Field(..., ge=0, le=15, description="0..15; view 0 is the photo's viewpoint.")
-    elevation: float = Field(..., description="Degrees (30).")
-    azimuth: float = Field(..., description="Degrees (22.5 x index), counter-clockwise from +X "
-                           "seen from above.")
+    elevation: float = Field(..., description="Degrees (30 for the 16 SyncDreamer views).")
+    azimuth: float = Field(..., description="Degrees (22.5 x index for the SyncDreamer views), "
+                           "counter-clockwise from +X seen from above.")
     url: str = Field(..., description="The generated view (RGBA PNG).")
+    distance: float | None = Field(None, description="Camera distance from the origin, scene "
+                                   "units (None: recorded before cameras were stored, 1.5).")
+    fx: float | None = Field(None, description="Focal length x, pixels.")
+    fy: float | None = Field(None, description="Focal length y, pixels.")
+    cx: float | None = Field(None, description="Principal point x, pixels.")
+    cy: float | None = Field(None, description="Principal point y, pixels.")
+    width: int | None = Field(None, description="View width, pixels.")
+    height: int | None = Field(None, description="View height, pixels.")
 
 
 class DepthMapOut(BaseModel):

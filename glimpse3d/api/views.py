@@ -129,6 +129,7 @@ def build_status(
                 elevation=float(v["elevation"]),
                 azimuth=float(v["azimuth"]),
                 url=ctx.file_url(MULTIVIEW, v["image_key"]) or "",
+                **{k: v.get(k) for k in ("distance", "fx", "fy", "cx", "cy", "width", "height")},
             )
             for v in repo.list_views(project_id)
         ],

@@ -368,7 +368,7 @@ def cache_size() -> int:
 #: GPU memory (GiB) kept free beyond a model's weights for its activations
 ACTIVATION_MARGIN_GIB = float(os.environ.get("GLIMPSE3D_GPU_MARGIN_GIB", "4"))
 
-#: backends whose weights are on a GPU, least recently used first; keyed by their modules
+#: backends whose weights are on a GPU, least recently used first (see :func:`_key`)
 _RESIDENT: OrderedDict[tuple[int, ...], Any] = OrderedDict()
 
 
@@ -394,12 +394,25 @@ def move_modules(modules: list[torch.nn.Module], device: torch.device | str) -> 
         m.to(device)
 
 
-def _key(modules: list[torch.nn.Module]) -> tuple[int, ...]:
-    return tuple(id(m) for m in modules)
+def _key(backend: Any) -> tuple[int, ...]:
+    """Backends sharing weights share a key: their diffusers pipeline, else their modules
+    (a pipeline may wrap its sub-models later, e.g. Zero123++'s UNet on its first call)."""
+    pipe = getattr(backend, "pipe", None)
+    if pipe is not None:
+        return (id(pipe),)
+    return tuple(id(m) for m in backend_modules(backend))
+
+
+def _on_device(modules: list[torch.nn.Module], device: torch.device) -> bool:
+    for m in modules:
+        for p in m.parameters():
+            return p.device.type == device.type and (
+                device.index is None or p.device.index == device.index)
+    return True
 
 
 def _forget_resident(backend: Any) -> None:
-    _RESIDENT.pop(_key(backend_modules(backend)), None)
+    _RESIDENT.pop(_key(backend), None)
 
 
 def ensure_resident(backend: Any) -> None:
@@ -418,11 +431,12 @@ def ensure_resident(backend: Any) -> None:
     modules = backend_modules(backend)
     if not modules:
         return
-    key = _key(modules)
+    key = _key(backend)
     with _LOCK:
-        if key in _RESIDENT:
+        if key in _RESIDENT and _on_device(modules, placement.device):
             _RESIDENT.move_to_end(key)
             return
+        _RESIDENT.pop(key, None)
         need = module_bytes(modules) + int(ACTIVATION_MARGIN_GIB * 2**30)
         for other_key in list(_RESIDENT):
             if free_gpu_bytes(placement.device) >= need:

@@ -189,7 +189,11 @@ class Zero123Multiview:
             settings.multiview_model, "multiview_model", EXAMPLE_MODEL, ("model_index.json",)
         )
         placement = Placement.from_settings(settings.device)
-        return cached(cls, ref, placement.device, lambda: cls.load(ref, placement))
+        loaded = cached(cls, ref, placement.device, lambda: cls.load(ref, placement))
+        steps = getattr(settings, "multiview_steps", None)
+        if steps:
+            loaded.num_inference_steps = int(steps)
+        return loaded
 
     @classmethod
     def load(cls, ref: str, placement: Placement) -> Zero123Multiview:

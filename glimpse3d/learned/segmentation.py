@@ -176,7 +176,9 @@ class TransformersSegmenter:
             fg = 1.0 - probs[:, self.background_ids].sum(dim=1, keepdim=True)
         else:
             # positional, as the model cards call them: forward(self, x)
-            fg = matting_probability(self.model(self._pixel_values(img)), self.family.output)
+            out = self.model(self._pixel_values(img))
+            fg = matting_probability(out, self.family.output, (h, w))
+            return fg[0, 0].clamp(0.0, 1.0).cpu().numpy().astype(np.float32)
         fg = torch.nn.functional.interpolate(fg, size=(h, w), mode="bilinear", align_corners=False)
         return fg[0, 0].clamp(0.0, 1.0).cpu().numpy().astype(np.float32)
 
@@ -256,10 +258,16 @@ def _missing_packages(exc: ImportError) -> str:
     return name or text.splitlines()[0]
 
 
-def matting_probability(out: Any, output: str) -> torch.Tensor:
-    """Foreground probability (1,1,h,w) float32 from a matting model's raw output."""
+def matting_probability(out: Any, output: str, size: tuple[int, int]) -> torch.Tensor:
+    """Foreground probability (1,1,H,W) float32 at ``size`` (H, W) from a matting model's
+    raw output, post-processed as the model cards do:
+
+    * ``first_sigmoid`` (RMBG-1.4's ``postprocess_image``): ``out[0][0]`` (already a
+      sigmoid) resized bilinearly to the image, then min-max normalised;
+    * ``last_logits`` (BiRefNet / RMBG-2.0): ``out[-1].sigmoid()``, resized.
+    """
     if output == "first_sigmoid":  # RMBG-1.4: ([sigmoid(d1), ...], [features...])
-        t = out[0][0].float()
+        t = torch.nn.functional.interpolate(out[0][0].float(), size=size, mode="bilinear")
         lo, hi = t.min(), t.max()
         return (t - lo) / (hi - lo) if float(hi - lo) > 1e-8 else t
     t = out[-1] if isinstance(out, list | tuple) else out  # BiRefNet: logits, last = final
@@ -268,7 +276,7 @@ def matting_probability(out: Any, output: str) -> torch.Tensor:
     t = t.float()
     if t.ndim == 3:
         t = t[:, None]
-    return torch.sigmoid(t[:, :1])
+    return torch.nn.functional.interpolate(torch.sigmoid(t[:, :1]), size=size, mode="bilinear")
 
 
 class RembgSegmenter:

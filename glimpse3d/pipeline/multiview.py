@@ -11,6 +11,10 @@ azimuth 0°, distance 1.5, SyncDreamer intrinsics; docs/architecture.md, "Camera
    **Or a vertical prism** (:mod:`glimpse3d.pipeline.prism`): when that hull cannot explain the
    silhouette from view 0 (it cuts corners off) and the silhouette has straight vertical sides,
    the object is read as a cross-section extruded between two heights (boxes, blocks).
+   **Or inflated**: when the silhouette is not mirror-symmetric (a turned or asymmetric
+   object, which cannot look alike from every azimuth), the shape is the view-0 silhouette
+   cone cut by the inflation bound of step 2 alone: no hull, hence nothing to fill back and
+   no fins.
 2. **Inflation bound** – the silhouette inflated along the view-0 rays (half-thickness
    ``sqrt(2 R d - d²)`` from the distance transform, as a round object would be) limits the
    depth; parts of the silhouette the hull carves away (handles, asymmetric bits) are filled
@@ -48,7 +52,14 @@ GRID = 96  # voxels per side
 HULL_AZIMUTHS = 16  # azimuths at which the input silhouette is assumed (rotational similarity)
 EDGE_SIGMA = 0.7  # px, feather of the rendered alpha
 INFLATION_MARGIN = 1.15  # the inflation bound is this much looser than a perfect sphere
-SHAPE_PRIORS = ("auto", "rotational", "prism")
+SHAPE_PRIORS = ("auto", "rotational", "prism", "inflated")
+# "auto" reads a silhouette that is not mirror-symmetric about its vertical centre line (IoU
+# with its mirror image below this) as "inflated", not rotational: a rotational hull of an
+# asymmetric silhouette shrinks to its common part and needs large view-ray fills, which
+# stick out as fins. Measured after preprocessing: spheres, cylinders, cones, bottles, plates
+# >= 0.99, mugs with their handle 0.89-0.95, a rounded toaster 0.885, a bumpy blob 0.85;
+# turned boxes, furniture, animals, shoes, a teapot: 0.28-0.75
+SYMMETRY_MIN = 0.8
 # "auto" tries the prism prior when the rotational hull misses more than this fraction of the
 # silhouette from view 0 (spheres, cylinders, cones, capsules: < 0.0002; boxes: 0.009-0.08)
 PRISM_MIN_MISSED = 0.005
@@ -99,7 +110,7 @@ class Proxy:
     rgb_back: np.ndarray = field(repr=False)  # (S,S,3) blurred copy for hidden surfaces
     depth0: np.ndarray = field(repr=False)  # (s,s) proxy depth from camera 0 (s <= 256)
     mean_edge: float = 0.0  # mean mesh edge length (scene units)
-    shape: str = "rotational"  # the shape prior the silhouette was read with (or "prism")
+    shape: str = "rotational"  # the shape prior the silhouette was read with ("prism", "inflated")
     # per-vertex weight of the input's colour, smoothed over the mesh (softens the seam
     # between the seen and the hidden side)
     vertex_front_weight: np.ndarray | None = field(default=None, repr=False)
@@ -257,8 +268,10 @@ def proxy_field(alpha: np.ndarray, *, grid: int = GRID, hull_azimuths: int = HUL
     voxel is the minimum over the azimuths of the silhouette's signed distance at its
     projection (camera 0 composed with a rotation about Z), converted to scene units.
     ``shape_prior``: ``"rotational"`` (that hull), ``"prism"`` (the extrusion of
-    :mod:`glimpse3d.pipeline.prism`, cut by the view-0 silhouette cone) or ``"auto"`` (the prism
-    where the silhouette reads as one, see :attr:`~glimpse3d.pipeline.prism.PrismFit.plausible`).
+    :mod:`glimpse3d.pipeline.prism`, cut by the view-0 silhouette cone), ``"inflated"`` (the
+    silhouette cone cut by the inflation bound) or ``"auto"`` (the prism where the silhouette
+    reads as one, see :attr:`~glimpse3d.pipeline.prism.PrismFit.plausible`; else inflated
+    when :func:`mirror_symmetry` is below ``SYMMETRY_MIN``; else rotational).
     """
     if shape_prior not in SHAPE_PRIORS:
         raise ValueError(f"shape_prior must be one of {SHAPE_PRIORS}, got {shape_prior!r}")
@@ -280,7 +293,7 @@ def proxy_field(alpha: np.ndarray, *, grid: int = GRID, hull_azimuths: int = HUL
     cone0 = np.maximum(_sample(sd, u0, v0, -margin_px), -margin_px)  # view-0 silhouette cone
     hull = cone0.copy()
     used = "rotational"
-    if shape_prior != "prism":
+    if shape_prior not in ("prism", "inflated"):
         active = np.nonzero(hull > -margin_px)[0]
         n_az = max(1, hull_azimuths)
         for k in range(1, n_az):
@@ -314,7 +327,11 @@ def proxy_field(alpha: np.ndarray, *, grid: int = GRID, hull_azimuths: int = HUL
         return np.minimum(inf, _sample(sd, u, v, -margin_px) * px_to_world).astype(np.float32)
 
     field_ = hull
-    if inflation:
+    if shape_prior == "inflated" or (
+            shape_prior == "auto" and used == "rotational" and mirror_symmetry(mask) < SYMMETRY_MIN):
+        field_ = np.minimum(cone0 * px_to_world, inflated(np.arange(len(pts))))
+        used, covered = "inflated", None
+    elif inflation:
         field_ = np.minimum(hull, inflated(np.arange(len(pts))))
         covered = None
     # 3. silhouette pixels the shape misses from view 0 (parts that are not alike around the
@@ -331,6 +348,18 @@ def proxy_field(alpha: np.ndarray, *, grid: int = GRID, hull_azimuths: int = HUL
         field_[sel] = np.maximum(field_[sel], np.minimum(inflated(sel), miss))
     lim = margin_px * px_to_world
     return np.clip(field_, -lim, lim).reshape(grid, grid, grid), axis, used
+
+
+def mirror_symmetry(mask: np.ndarray) -> float:
+    """IoU (in [0,1]) of a boolean silhouette (H,W) with its mirror image about the vertical
+    line through its bounding box's centre (1 = left-right symmetric)."""
+    xs = np.nonzero(mask.any(axis=0))[0]
+    if len(xs) == 0:
+        return 1.0
+    shift = int(xs.min() + xs.max() + 1 - mask.shape[1])
+    mirrored = np.roll(mask[:, ::-1], shift, axis=1)
+    union = (mask | mirrored).sum()
+    return float((mask & mirrored).sum() / union) if union else 1.0
 
 
 def _coverage0(field_: np.ndarray, axis: np.ndarray, cam0: Camera, size: int) -> np.ndarray:

@@ -30,7 +30,8 @@ if TYPE_CHECKING:
 
 # --- validation limits -------------------------------------------------------------------
 ALLOWED_FORMATS = PILLOW_IMAGE_FORMATS  # Pillow names of glimpse3d.domain.IMAGE_FORMATS
-MIN_SIDE = 256  # px, short side
+MIN_SIDE = 128  # px, short side of the file (object crops of 150-256 px are normal input)
+MIN_OBJECT = 64  # px, long side of the object's bounding box (it is upsampled to the working size)
 MAX_SIDE = 4096  # px, long side
 MAX_ASPECT = 3.0  # long/short
 # Declared pixel count above which an image is treated as a decompression bomb (checked from
@@ -68,16 +69,18 @@ def _to_8bit(img: Image.Image) -> Image.Image:
 
 
 def blur_score(grey: np.ndarray) -> float:
-    """Sharpness: variance of the Laplacian of a grey image (0..255) resized to long side
-    ``BLUR_SIZE``, taken over its strongest-gradient pixels (top 5%).
+    """Sharpness: variance of the Laplacian of a grey image (0..255) downsized to long side
+    ``BLUR_SIZE`` (smaller images are measured as they are), taken over its strongest-gradient
+    pixels (top 5%).
 
     Restricting to edge pixels makes the score independent of how much plain background a
     product photo has; a blurred edge has a small Laplacian whatever the content.
     """
     h, w = grey.shape
-    s = BLUR_SIZE / max(h, w)
-    g = cv2.resize(grey.astype(np.float32), (max(1, round(w * s)), max(1, round(h * s))),
-                   interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+    s = min(1.0, BLUR_SIZE / max(h, w))  # never upsampled: that would blur a small crop
+    g = grey.astype(np.float32)
+    if s < 1:
+        g = cv2.resize(g, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
     lap = cv2.Laplacian(g, cv2.CV_32F, ksize=1)
     grad = np.hypot(cv2.Sobel(g, cv2.CV_32F, 1, 0), cv2.Sobel(g, cv2.CV_32F, 0, 1))
     edges = grad >= np.percentile(grad, 95)
@@ -100,7 +103,7 @@ def validate_image(data: bytes, *, max_bytes: int | None = None) -> Image.Image:
 
     Rules (``ImageValidationError.rule``, HTTP status): ``too_large_file`` (413, only when
     ``max_bytes`` is given), ``not_image`` (415: not a JPEG/PNG/WebP/BMP/TIFF or undecodable),
-    ``decompression_bomb`` (422), ``too_small`` (short side < 256 px), ``too_big`` (long side
+    ``decompression_bomb`` (422), ``too_small`` (short side < 128 px), ``too_big`` (long side
     > 4096 px), ``aspect`` (outside 1:3..3:1), ``blank`` (almost uniform), ``blurry``.
     The EXIF orientation is applied before the size checks.
     """
@@ -348,7 +351,9 @@ def preprocess_image(image: Image.Image, *, remove_bg: bool = True, segmenter: A
     opaque pixels), whatever ``remove_bg`` says; otherwise ``segmenter`` (default
     :class:`ClassicSegmenter`) finds the object. ``remove_bg=False`` keeps the whole photo
     (mask = 1 inside it) but still centres it in the square. Raises
-    ``ImageValidationError('no_object')`` when no foreground is found.
+    ``ImageValidationError('no_object')`` when no foreground is found and
+    ``'too_small_object'`` when the object's bounding box is under ``MIN_OBJECT`` px across
+    (smaller crops are upsampled to ``size``).
     """
     if image.mode not in ("RGB", "RGBA"):
         image = _to_8bit(image)
@@ -383,6 +388,11 @@ def preprocess_image(image: Image.Image, *, remove_bg: bool = True, segmenter: A
         hard = mask > 0.5
     ys, xs = np.nonzero(hard)
     bbox = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+    extent = max(bbox[2] - bbox[0], bbox[3] - bbox[1])
+    if extent < MIN_OBJECT:
+        raise ImageValidationError(
+            "too_small_object", f"the object is only {extent} px across; it must be at least "
+            f"{MIN_OBJECT} px (use a closer or larger photo)", 422)
     rgba = np.concatenate([rgb, mask[..., None]], axis=-1)
     out = square_crop(rgba, bbox, size)
     return PreprocessResult(rgba=out, mask=out[..., 3].copy(), used_alpha=used_alpha)

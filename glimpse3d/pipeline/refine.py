@@ -10,10 +10,17 @@ One iteration (:func:`refine_iteration`):
 4. back-project the accepted enhanced views into the gaussians with a few optimisation
    steps (no densification) whose learning rate is ``step_scale`` (default
    ``1 / (1 + iteration)``) times the base rates;
-5. score the updated model against the reference views: PSNR, SSIM (over black, whole
-   image), depth consistency and feature consistency (means over the views), the weighted
-   ``overall_quality`` of :mod:`glimpse3d.pipeline.metrics` and ``converged`` (the quality
-   gained over ``previous_quality`` is below ``convergence_threshold``).
+   Every ``HOLDOUT_STRIDE``-th view (offset by the iteration) is *held out* of this update;
+5. judge the update on the held-out views against their unenhanced references (PSNR over
+   black and silhouette IoU): it is kept only if it generalises to views it was not fitted
+   to (+``MIN_HELD_OUT_GAIN_DB``, IoU not lower), otherwise the input model is returned and
+   the iteration reports ``converged`` (refinement stops: an update that only fits its own
+   enhanced targets is not an improvement);
+6. score the resulting model against the (unenhanced) reference views: PSNR, SSIM (over
+   black, whole image), depth consistency and feature consistency (means over the views),
+   the weighted ``overall_quality`` of :mod:`glimpse3d.pipeline.metrics` and ``converged``
+   (the update was rejected, or the quality gained over ``previous_quality`` is below
+   ``convergence_threshold``). The recorded metrics never rise unless the model changed.
 
 Images: reference views are straight RGBA (H,W,4) float32 in [0,1]; depths (H,W) camera z,
 0 = background. ``IterationResult.rendered`` holds straight RGBA renderings,
@@ -49,6 +56,12 @@ CONVERGENCE_THRESHOLD = 0.005
 WORK_SIZE = 128
 STEPS_PER_ACCEPTED_VIEW = 0.5  # optimisation steps per accepted view (4 views per step)
 VIEWS_PER_STEP = 4
+# Held-out judge: every HOLDOUT_STRIDE-th view (offset by the iteration) is left out of the
+# update and the update is kept only if, on those views, the model moves towards the
+# (unenhanced) references by at least MIN_HELD_OUT_GAIN_DB without losing silhouette IoU.
+HOLDOUT_STRIDE = 4
+MIN_HELD_OUT_GAIN_DB = 0.1
+MAX_HELD_OUT_IOU_LOSS = 0.002
 
 
 class RefinementError(UserError):
@@ -258,6 +271,16 @@ def evaluate_model(
     return per_view, summary, renders
 
 
+def _held_out_change(new: list[dict[str, float]], old: list[dict[str, float]],
+                     held_out: Sequence[int]) -> tuple[float, float]:
+    """(mean PSNR gain in dB, mean silhouette IoU change) of ``new`` over ``old`` on the
+    held-out views (all views when none is held out)."""
+    idx = list(held_out) or list(range(len(new)))
+    gain = float(np.mean([new[k]["psnr"] - old[k]["psnr"] for k in idx]))
+    iou = float(np.mean([new[k]["silhouette_iou"] - old[k]["silhouette_iou"] for k in idx]))
+    return gain, iou
+
+
 # ------------------------------------------------------------------------- iteration
 def refine_iteration(
     model: GaussianModel,
@@ -289,7 +312,8 @@ def refine_iteration(
     :class:`glimpse3d.errors.Cancelled`. With ``keep_best`` (default) the update is kept
     only if it raises the overall quality against the references; otherwise the input
     model is returned (``stats["update_kept"]`` is False), so an iteration never makes the
-    model worse by this measure.
+    model worse by this measure; it must also pass the held-out judge (module docstring, step
+    5), else it is rejected and reported ``converged``.
     """
     t0 = time.perf_counter()
     n = len(cameras)
@@ -335,7 +359,8 @@ def refine_iteration(
 
         new_model = model
         train_stats: dict[str, Any] = {}
-        chosen = [k for k in range(n) if accepted[k]]
+        held_out = [k for k in range(n) if n > 1 and k % HOLDOUT_STRIDE == iteration % HOLDOUT_STRIDE]
+        chosen = [k for k in range(n) if accepted[k] and k not in held_out]
         if chosen and scale > 0:
             targets = []
             for k in chosen:
@@ -347,14 +372,20 @@ def refine_iteration(
 
         per_view, summary, _ = evaluate_model(new_model, refs, ref_depths, cams, features, device)
         kept = new_model is not model
+        rejected = False
+        held_gain = None
         if kept and keep_best:
             old_view, old_summary, _ = evaluate_model(model, refs, ref_depths, cams, features, device)
-            if old_summary["overall_quality"] >= summary["overall_quality"]:  # type: ignore[operator]
+            held_gain, held_iou = _held_out_change(per_view, old_view, held_out)
+            if (held_gain < MIN_HELD_OUT_GAIN_DB or held_iou < -MAX_HELD_OUT_IOU_LOSS
+                    or old_summary["overall_quality"] >= summary["overall_quality"]):  # type: ignore[operator]
                 new_model, per_view, summary, kept = model.clone(), old_view, old_summary, False
+                rejected = True
         if new_model is model:
             new_model = model.clone()
     quality = float(summary["overall_quality"])  # type: ignore[arg-type]
-    converged = previous_quality is not None and (quality - previous_quality) < convergence_threshold
+    converged = rejected or (
+        previous_quality is not None and (quality - previous_quality) < convergence_threshold)
     return IterationResult(
         model=new_model,
         rendered=rendered,
@@ -367,6 +398,7 @@ def refine_iteration(
         converged=bool(converged),
         seconds=time.perf_counter() - t0,
         stats={"step_scale": scale, "work_size": size, "accepted": len(chosen),
+               "held_out": held_out, "held_out_psnr_gain": held_gain,
                "update_kept": kept, **train_stats},
     )
 

@@ -33,12 +33,21 @@ class DeviceError(UserError):
 
 @functools.cache
 def gsplat_available() -> bool:
-    """True when ``import gsplat`` works (its CUDA kernels compile/load on first use)."""
+    """True when a CUDA GPU is visible, gsplat imports and its CUDA extension loads.
+
+    gsplat ships its kernels as source: ``gsplat.cuda._backend`` loads a prebuilt
+    extension or JIT-compiles one with the CUDA toolkit (minutes, once; cached), and sets
+    ``_C = None`` when no toolkit is found. That is triggered here, so a machine where the
+    kernels cannot be built falls back to the CPU instead of failing mid-training.
+    """
+    if not torch.cuda.is_available():
+        return False
     try:
         import gsplat  # noqa: F401
-    except Exception:  # noqa: BLE001 - any import failure means "not usable"
+        from gsplat.cuda._backend import _C
+    except Exception:  # noqa: BLE001 - any import/compile failure means "not usable"
         return False
-    return True
+    return _C is not None
 
 
 def splat_device(preference: str | torch.device | None = "auto") -> torch.device:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -184,18 +185,25 @@ def test_cancel_queued_and_unknown(env) -> None:
         q.check()
 
 
-def test_cancel_a_running_job(env) -> None:
-    """The flag is polled between steps: the job stops with status 'cancelled'."""
-    _, repo, storage, queue = env
-    pid = seed_generated(repo, storage)
+def hold_first_step(pid: str) -> tuple[Callable[[Any], None], threading.Event, threading.Event]:
+    """A progress callback that holds ``pid``'s job inside its first step: ``started`` is set
+    when the job gets there, and the job goes on once ``release`` is set (or after 10 s)."""
     started = threading.Event()
     release = threading.Event()
 
-    def on_progress(event: Any) -> None:  # hold the job inside its first step
+    def on_progress(event: Any) -> None:
         if event.project_id == pid and not started.is_set():
             started.set()
             release.wait(10)
 
+    return on_progress, started, release
+
+
+def test_cancel_a_running_job(env) -> None:
+    """The flag is polled between steps: the job stops with status 'cancelled'."""
+    _, repo, storage, queue = env
+    pid = seed_generated(repo, storage)
+    on_progress, started, release = hold_first_step(pid)
     q = queue(on_progress=on_progress)
     q.start()
     q.enqueue(pid, {"kind": "generate"})
@@ -210,14 +218,7 @@ def test_cancel_a_running_job(env) -> None:
 def test_shutdown_mid_job_keeps_it_recorded_and_the_next_start_finishes_it(env) -> None:
     _, repo, storage, queue = env
     pid = seed_generated(repo, storage)
-    started = threading.Event()
-    release = threading.Event()
-
-    def on_progress(event: Any) -> None:
-        if event.project_id == pid and not started.is_set():
-            started.set()
-            release.wait(10)
-
+    on_progress, started, release = hold_first_step(pid)
     q1 = queue(on_progress=on_progress)
     q1.start()
     q1.enqueue(pid, {"kind": "generate"})

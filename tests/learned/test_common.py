@@ -174,6 +174,8 @@ def fake_gpu(monkeypatch):
 
         monkeypatch.setattr(common, "free_gpu_bytes", free)
         monkeypatch.setattr(common, "move_modules", move)
+        monkeypatch.setattr(common, "_on_device", lambda modules, device: all(
+            where.get(id(m)) == device.type for m in modules))
         monkeypatch.setattr(common, "ACTIVATION_MARGIN_GIB", 0.0)
         monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
         return where
@@ -228,3 +230,15 @@ def test_weight_variant_of_local_directories(tmp_path):
     assert common.weight_variant(root16, "unet", torch.float32) == "fp16"  # the only weights
     assert common.weight_variant(root_both, "vae", torch.float16) is None
     assert common.weight_variant("not/a-cached-repo", "unet", torch.float16) is None
+
+
+def test_a_pipeline_that_wraps_its_modules_keeps_one_residency_entry(fake_gpu):
+    """Zero123++'s pipeline wraps its UNet on the first call: same pipeline, same entry."""
+    where = fake_gpu(total=10**9)
+    backend = _Backend(100)
+    backend.pipe = object()
+    common.ensure_resident(backend)
+    backend.net = torch.nn.Sequential(backend.net)  # the "wrapped" module list
+    where[id(backend.net)] = "cpu"
+    common.ensure_resident(backend)
+    assert common.resident_count() == 1 and where[id(backend.net)] == "cuda"

@@ -94,10 +94,11 @@ def test_rmbg14_checkpoint(tiny_dir, make_settings):
     np.testing.assert_allclose(x.numpy(), card.numpy(), atol=1e-5)
     mask = seg.segment(rgb)
     assert mask.shape == (40, 50) and mask.dtype == np.float32
-    with torch.no_grad():
-        result = seg.model(x)[0][0]
+    with torch.no_grad():  # the model card's postprocess_image: resize, then min-max
+        result = torch.nn.functional.interpolate(seg.model(x)[0][0], size=(40, 50), mode="bilinear")
     result = (result - result.min()) / (result.max() - result.min())
-    np.testing.assert_allclose(mask, _upsampled(result, 40, 50), atol=1e-5)
+    np.testing.assert_allclose(mask, result[0, 0].numpy(), atol=1e-5)
+    assert mask.min() == 0.0 and mask.max() == 1.0
     assert mask.max() - mask.min() > 0.1
 
 
@@ -122,6 +123,7 @@ def test_birefnet_family_checkpoint(tiny_dir, make_settings, name):
         preds = seg.model(x)
     assert isinstance(preds, list) and preds[-1].shape == (1, 1, 1024, 1024)
     np.testing.assert_allclose(mask, _upsampled(preds[-1].sigmoid(), 30, 36), atol=1e-5)
+    assert 0.0 < mask.min() <= mask.max() < 1.0  # a sigmoid, not min-max normalised
 
 
 @pytest.mark.skipif(all(importlib.util.find_spec(m) for m in ("timm", "torchvision")),
@@ -138,12 +140,13 @@ def test_missing_remote_code_dependencies_name_the_extra(tiny_dir, make_settings
 def test_matting_output_forms():
     final = torch.full((1, 1, 4, 4), 2.0)
     side = torch.zeros((1, 1, 4, 4))
-    np.testing.assert_allclose(matting_probability([side, final], "last_logits"),
+    np.testing.assert_allclose(matting_probability([side, final], "last_logits", (4, 4)),
                                torch.sigmoid(final))  # BiRefNet: last is final
     prob = torch.linspace(0.2, 0.6, 16).view(1, 1, 4, 4)
-    rmbg = matting_probability(([prob, side], ["features"]), "first_sigmoid")  # RMBG-1.4
+    rmbg = matting_probability(([prob, side], ["features"]), "first_sigmoid", (8, 8))  # RMBG-1.4
+    assert rmbg.shape == (1, 1, 8, 8)
     assert float(rmbg.min()) == 0.0 and float(rmbg.max()) == 1.0
-    assert matting_probability(torch.ones(1, 4, 4), "last_logits").shape == (1, 1, 4, 4)
+    assert matting_probability(torch.ones(1, 4, 4), "last_logits", (2, 2)).shape == (1, 1, 2, 2)
 
 
 def test_segment_missing_weights(make_settings):

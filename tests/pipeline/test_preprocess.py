@@ -21,6 +21,7 @@ from glimpse3d.pipeline.preprocess import (
     preprocess_image,
     validate_image,
 )
+from glimpse3d.splat.cameras import orbit_camera
 from glimpse3d.testing import synthetic as S
 
 
@@ -105,7 +106,30 @@ def test_decompression_bomb(w: int, h: int) -> None:
 
 
 def test_too_small() -> None:
-    assert _rule(_encode(_checker(200, 300))) == ("too_small", 422)
+    assert _rule(_encode(_checker(120, 300))) == ("too_small", 422)
+    validate_image(_encode(_checker(128, 300)))  # a short side of 128 px is enough
+
+
+def test_small_object_crop_is_upsampled_and_tiny_object_refused() -> None:
+    """A 150 px RGBA object crop (the usual image-to-3D input) becomes the 512 px working
+    image with the object at 85% fill; an object under MIN_OBJECT px is refused."""
+    obj = S.fit_view0(S.make_cylinder(handle=True))
+    rgba, _ = S.render_truth(obj, orbit_camera(30.0, 0.0, size=150), ssaa=2)
+    small = _encode((np.clip(rgba, 0, 1) * 255 + 0.5).astype(np.uint8))
+    result = preprocess_image(validate_image(small))
+    assert result.used_alpha and result.rgba.shape == (512, 512, 4)
+    ys, xs = np.nonzero(result.mask > 0.5)
+    assert max(np.ptp(xs), np.ptp(ys)) + 1 == pytest.approx(0.85 * 512, abs=4)
+    # upsampled, not blocky: the truth rendered at 512 px matches to within a few pixels
+    truth, _ = S.render_truth(S.fit_view0(obj, size=512), orbit_camera(30.0, 0.0, size=512))
+    assert S.silhouette_iou(result.mask, truth[..., 3]) > 0.96
+    # a 40 px object in a 300 px frame
+    tiny = np.zeros((300, 300, 4), np.uint8)
+    tiny[..., :3] = _checker(300, 300)[..., None]
+    tiny[130:170, 140:180, 3] = 255
+    with pytest.raises(ImageValidationError) as info:
+        preprocess_image(validate_image(_encode(tiny)))
+    assert info.value.rule == "too_small_object" and "40 px" in str(info.value)
 
 
 def test_too_big() -> None:

@@ -175,3 +175,34 @@ def test_classic_enhancer_moves_towards_reference() -> None:
     np.testing.assert_allclose(guided_filter(ref_rgb[..., 0], np.full((64, 64), 0.3)), 0.3, atol=1e-5)
     with pytest.raises(RefinementError):
         enh.enhance(rendered[..., :2], ref, depth, 0.5)
+
+
+class _OwnNoise:
+    """Enhanced views that only fit themselves: each rendering plus its own fixed noise."""
+
+    name = "own-noise"
+
+    def enhance(self, rendered, reference, depth, strength, seed=0):  # noqa: ANN001, ANN201, ARG002
+        rng = np.random.default_rng(seed)
+        noisy = rendered + 0.25 * rng.standard_normal(rendered.shape).astype(np.float32)
+        return np.clip(noisy, 0.0, 1.0) * (reference[..., 3:4] > 0.5)
+
+
+def test_update_that_does_not_generalise_is_rejected(scene) -> None:  # noqa: ANN001
+    """Views 0, 4, 8, 12 are held out of iteration 0's update; noise that fits only the
+    training views does not bring them closer to the references, so the update is rejected,
+    the model is returned unchanged and the iteration reports ``converged`` with the input
+    model's metrics (nothing recorded rises)."""
+    features = ClassicFeatures()
+    args = (scene["model"], scene["views"], scene["depths"], scene["cams"])
+    result = refine_iteration(*args, enhancer=_OwnNoise(), features=features, iteration=0,
+                              previous_quality=None, strength=1.0, feature_threshold=0.0,
+                              depth_threshold=0.0)
+    assert result.stats["held_out"] == [0, 4, 8, 12]
+    assert result.stats["accepted"] == 12  # the held-out views are not trained on
+    assert result.stats["update_kept"] is False and result.converged
+    assert result.stats["held_out_psnr_gain"] < 0.1
+    assert torch.equal(result.model.means, scene["model"].means)
+    _, before, _ = evaluate_model(scene["model"], scene["views"], scene["depths"],
+                                  scene["cams"], features)
+    assert result.metrics["psnr"] == pytest.approx(before["psnr"], abs=1e-6)

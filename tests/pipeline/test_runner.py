@@ -162,7 +162,7 @@ def test_cli_run_writes_bucket_layout_and_report(cli_env):
     ("content", "needle"),
     [
         (b"this is not an image", "image"),
-        ("tiny", "at least 256 px"),
+        ("tiny", "at least 128 px"),
         (None, "not found"),
     ],
 )
