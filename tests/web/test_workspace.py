@@ -293,7 +293,7 @@ def test_upload_generate_refine_view_and_download(
     download.save_as(glb)
     mesh = trimesh.load(glb, file_type="glb", force="mesh")
     assert len(mesh.vertices) > 100 and len(mesh.faces) > 100
-    assert np.all(np.abs(mesh.bounds) < 2.0)  # the object is normalised near the origin
+    assert np.all(np.abs(mesh.bounds) <= 2.0 + 1e-6)  # fit radius 1 unit, resting on y = 0
     assert pg.locator("#download-error").is_hidden()
 
     assert console.unexpected(allowed=("net::ERR_FAILED",)) == [], console.errors
@@ -376,9 +376,27 @@ def test_viewer_versions_fallback_and_download(
     glb = tmp_path / "seeded.glb"
     download.save_as(glb)
     mesh = trimesh.load(glb, file_type="glb", force="mesh")
-    assert len(mesh.faces) > 100
+    assert len(mesh.faces) > 100 and mesh.visual.kind == "texture"
     extent = mesh.bounds[1] - mesh.bounds[0]
-    assert np.all(extent > 0.4) and np.all(extent < 0.9), extent  # a ball of radius ~0.3
+    assert np.all(extent > 1.9) and np.all(extent < 2.01), extent  # a ball, fit radius 1 unit
+    assert pg.locator("#download-obj").get_attribute("download") == "Seeded_model-v0.obj.zip"
+    assert pg.locator("#download-usdz").is_visible()
+
+    # the mesh preview shows the .glb's textured mesh where the splats were, then the splats again
+    pg.click("#mesh-toggle")
+    pg.locator('#viewer[data-mesh="shown"]').wait_for(timeout=60_000)
+    pg.wait_for_timeout(400)
+    assert pg.locator("#mesh-toggle").get_attribute("aria-pressed") == "true"
+    assert "faces" in pg.inner_text("#viewer-info")
+    shot_mesh = pg.locator("#viewer-canvas").screenshot()
+    (ARTIFACTS / "seeded-v0-mesh.png").write_bytes(shot_mesh)
+    # same place and size as the splats, same colour
+    assert abs(_non_background_fraction(shot_mesh) - _non_background_fraction(shot_v0)) < 0.3 * _non_background_fraction(shot_v0)
+    r, _, b = _mean_rgb(shot_mesh)
+    assert r > b + 60, (r, b)
+    pg.click("#mesh-toggle")
+    pg.locator("#viewer:not([data-mesh])").wait_for()
+    assert pg.locator("#mesh-toggle").get_attribute("aria-pressed") == "false"
 
     assert console.unexpected() == [], console.errors
 
