@@ -153,6 +153,20 @@ def page(browser_context: Any) -> Iterator[tuple[Any, Console]]:
         pg.close()
 
 
+def wait_js(pg: Any, predicate: str, timeout: float = 20_000) -> Any:
+    """Poll a JS predicate (``() => ...``) until it is truthy; ``timeout`` in ms. Playwright's
+    ``wait_for_function`` compiles its string in the page, which the workspace's CSP (no
+    ``'unsafe-eval'``) forbids; ``evaluate`` goes through the debugger protocol instead."""
+    deadline = time.monotonic() + timeout / 1000
+    while True:
+        value = pg.evaluate(predicate)
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout / 1000:.0f} s waiting for {predicate!r}")
+        time.sleep(0.1)
+
+
 def _wait_viewer(pg: Any, version: int, renderer: str | None = None) -> None:
     sel = f'#viewer[data-state="ready"][data-version="{version}"]'
     if renderer:
@@ -210,13 +224,14 @@ def test_upload_generate_refine_view_and_download(
         new MutationObserver(note).observe(el, {attributes: true, attributeFilter: ['data-mode']});
     }""")
     # while the job runs: live updates by polling (the stream failed) and a Cancel button
-    pg.wait_for_function("window.__modes.includes('polling')")
+    wait_js(pg, "() => window.__modes.includes('polling')")
     pg.locator("#cancel-btn").wait_for(state="visible")
     assert pg.locator("#refine-btn").is_disabled()
 
     # auto-refine after generation: wait for v1 and the end of the job
     try:
-        pg.wait_for_function(
+        wait_js(
+            pg,
             """() => {
                 const badge = document.querySelector('#status-badge .badge');
                 return badge && (badge.classList.contains('status-failed') || (
@@ -430,7 +445,7 @@ def test_rejected_uploads_show_the_reason(server: dict[str, Any], page: tuple[An
     )
     assert error.is_hidden()
     pg.click("#upload-btn")
-    pg.wait_for_function("document.querySelector('#upload-error').textContent.includes('rejected')")
+    wait_js(pg, "() => document.querySelector('#upload-error').textContent.includes('rejected')")
     text = error.inner_text()
     assert "not an image" in text.lower() and "PNG" in text, text
     assert error.get_attribute("role") == "alert"
