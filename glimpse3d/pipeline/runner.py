@@ -350,6 +350,12 @@ class PipelineRunner:
         if len(views) == n and all(self.storage.exists(MULTIVIEW, v["image_key"]) for v in views):
             self.run.skipped.append("multiview")
             return
+        if len(views) > n:  # views of another backend: their cameras would mix with the new ones
+            raise UserError(
+                f"this project already has {len(views)} views from the "
+                f"{views[0]['backend']!r} multiview backend, which makes another camera set than "
+                f"the configured one ({n} views); upload the photo as a new project"
+            )
         with self._timed("multiview"):
             self._emit(pid, "multiview", 0.0, "generating views", force=True)
             processed = self._load_processed(pid)

@@ -193,25 +193,18 @@ def render_splat_views(model: GaussianModel, cameras: list[Camera]) -> SplatView
     """Render ``model`` at ``cameras`` (black background, colours un-premultiplied)."""
     import torch
 
+    from glimpse3d.splat._threads import one_torch_thread
     from glimpse3d.splat.rasterizer import render
 
     model = model.detach().to("cpu")
     rgbs, alphas = [], []
-    # The compiled tile kernel uses every core; torch only does small per-view tensor ops
-    # here, which are ~3x faster in wall and CPU time on one thread (no OpenMP spin-waits
-    # next to numba's workers).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with torch.no_grad():
-            for camera in cameras:
-                out = render(model, camera, backend="fast")
-                alpha = out.alpha.clamp(0.0, 1.0).float().numpy()
-                rgb = out.rgb.float().numpy() / np.maximum(alpha, 1e-4)[..., None]
-                rgbs.append(np.clip(rgb, 0.0, 1.0))
-                alphas.append(alpha)
-    finally:
-        torch.set_num_threads(threads)
+    with one_torch_thread(), torch.no_grad():
+        for camera in cameras:
+            out = render(model, camera, backend="fast")
+            alpha = out.alpha.clamp(0.0, 1.0).float().numpy()
+            rgb = out.rgb.float().numpy() / np.maximum(alpha, 1e-4)[..., None]
+            rgbs.append(np.clip(rgb, 0.0, 1.0))
+            alphas.append(alpha)
     return SplatViews(list(cameras), np.stack(rgbs), np.stack(alphas))
 
 
