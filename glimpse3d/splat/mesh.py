@@ -287,7 +287,7 @@ def extract_surface(
     view), so the mesh's outline follows what the splats show rather than their iso-surface.
     Returns the mesh and the sampled field (for colours).
     """
-    from scipy.ndimage import binary_fill_holes, gaussian_filter
+    from scipy.ndimage import binary_fill_holes, gaussian_filter, grey_closing
     from skimage.measure import marching_cubes
 
     if model.num_gaussians == 0:
@@ -306,9 +306,10 @@ def extract_surface(
     # only the outer surface is extracted.
     field = np.clip(density / iso - 1.0, -1.0, 1.0).astype(np.float32)
     field[binary_fill_holes(inside) & ~inside] = 1.0
-    # a light blur removes the voxel-scale bumps and pin-holes of a field made of splats (the
-    # silhouette carving below stays sharp)
-    field = gaussian_filter(field, FIELD_BLUR_VOXELS)
+    # a light blur removes the voxel-scale bumps and pin-holes of a field made of splats, and a
+    # grey closing the tunnels up to ~2 voxels wide through its walls (on the sample mug: genus
+    # 19 -> 10, same PSNR/IoU); the silhouette carving below stays sharp
+    field = grey_closing(gaussian_filter(field, FIELD_BLUR_VOXELS), size=(3, 3, 3))
     if views is not None:
         near = np.nonzero(field > -0.5)  # only voxels at or inside the surface can change sign
         centres = origin + voxel * np.stack(near, axis=1)
