@@ -2,8 +2,9 @@
 the splat model (PSNR / silhouette IoU of the unlit mesh vs the splat renders at the 16
 pipeline cameras, 256 px, over black).
 
-Models: the bundled sample photos (mug, toy) run through the pipeline (1 refinement
-iteration, cached under benchmarks/results/export-models/), or any ``--models PATH.ply``.
+Models: the bundled sample photos (mug, toy) and synthetic objects (box, cone, blob: photos from
+``glimpse3d.testing.synthetic``) run through the pipeline (1 refinement iteration, cached under
+benchmarks/results/export-models/), or any ``--models PATH.ply``.
 Baseline, measured in the same run: a plain vertex-coloured marching-cubes .glb
 (``extract_mesh`` at resolution 96, no carving, decimation or texture), the kind of file the
 exporter wrote before. CPU seconds are the process's (all threads), wall seconds as seen.
@@ -23,18 +24,31 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "benchmarks" / "results" / "export-models"
 SAMPLES = ("mug", "toy")
+SYNTHETIC = ("box", "cone", "blob")
 
 
-def pipeline_model(sample: str) -> Path:
-    """The final model of ``sample``'s pipeline run (made once, then cached)."""
+def _photo(name: str) -> Path:
+    if name in SAMPLES:
+        return ROOT / "glimpse3d" / "samples" / f"{name}.png"
+    from glimpse3d.testing.synthetic import catalogue, fit_view0, synthetic_photo
+
+    path = CACHE / f"{name}.png"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        synthetic_photo(fit_view0(catalogue()[name]))[0].save(path)
+    return path
+
+
+def pipeline_model(name: str) -> Path:
+    """The final model of the pipeline run on ``name``'s photo (made once, then cached)."""
     import subprocess
 
-    out = CACHE / sample
+    out = CACHE / name
     found = sorted(out.glob("3d-models/*/models/v*.ply"))
     if not found:
         env = dict(os.environ, GLIMPSE3D_EXPORT_FORMATS='["ply"]', GLIMPSE3D_DATA_DIR=str(out / "data"))
-        subprocess.run(["glimpse3d", "run", str(ROOT / "glimpse3d" / "samples" / f"{sample}.png"),
-                        "-o", str(out), "--iterations", "1"], check=True, env=env)
+        subprocess.run(["glimpse3d", "run", str(_photo(name)), "-o", str(out), "--iterations", "1"],
+                       check=True, env=env)
         found = sorted(out.glob("3d-models/*/models/v*.ply"))
     return found[-1]
 
@@ -104,7 +118,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    models = args.models or [pipeline_model(s) for s in SAMPLES]
+    models = args.models or [pipeline_model(s) for s in SAMPLES + SYNTHETIC]
     results = [bench(Path(m)) for m in models]
     print(json.dumps(results, indent=2))
     out = ROOT / "benchmarks" / "results" / "bench_export.json"

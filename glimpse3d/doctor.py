@@ -154,29 +154,27 @@ def _inspect_names(state: dict[str, Any]) -> tuple[set[str], set[str]]:
     return state["names"]
 
 
-def _check_tables(state: dict[str, Any]) -> str:
-    from glimpse3d.db.models import TABLES
-
-    tables, _ = _inspect_names(state)
-    missing = [t for t in TABLES if t not in tables]
+def _require_all(expected: tuple[str, ...], present: set[str]) -> None:
+    """Fail with the names of ``expected`` that are not ``present`` (tables or views)."""
+    missing = [name for name in expected if name not in present]
     if missing:
         raise _Fail(
             f"missing {', '.join(missing)}",
             "run `glimpse3d db upgrade` (or apply supabase_schema.sql)",
         )
+
+
+def _check_tables(state: dict[str, Any]) -> str:
+    from glimpse3d.db.models import TABLES
+
+    _require_all(TABLES, _inspect_names(state)[0])
     return f"{len(TABLES)} tables present"
 
 
 def _check_views(state: dict[str, Any]) -> str:
     from glimpse3d.db.repository import VIEW_NAMES
 
-    _, views = _inspect_names(state)
-    missing = [v for v in VIEW_NAMES if v not in views]
-    if missing:
-        raise _Fail(
-            f"missing {', '.join(missing)}",
-            "run `glimpse3d db upgrade` (or apply supabase_schema.sql)",
-        )
+    _require_all(VIEW_NAMES, _inspect_names(state)[1])
     return ", ".join(VIEW_NAMES)
 
 

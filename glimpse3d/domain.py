@@ -75,6 +75,8 @@ MODEL_FORMATS: tuple[str, ...] = ("ply", "splat", "spz")
 MESH_FORMATS: tuple[str, ...] = ("glb", "obj", "usdz")
 #: Everything ``export`` makes: the model formats, the meshes, a turntable video.
 EXPORT_FORMATS: tuple[str, ...] = (*MODEL_FORMATS, *MESH_FORMATS, "mp4")
+#: File name ending of each export as stored and downloaded (OBJ comes zipped with its MTL + PNG).
+EXPORT_FILE_EXTENSIONS: dict[str, str] = {f: f for f in EXPORT_FORMATS} | {"obj": "obj.zip"}
 
 # ------------------------------------------------------------------ mesh exports
 #: Face budget of the exported meshes: default and accepted range.

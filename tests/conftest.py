@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,15 +27,23 @@ def _pg_admin(sql: str) -> None:
         pytest.fail(f"PostgreSQL at {PG_ADMIN_DSN} is required for this test: {exc}")
 
 
+@contextmanager
+def _pg_database(prefix: str = "g3d_test", template: str | None = None) -> Iterator[str]:
+    """A new database ``<prefix>_<random>`` (a copy of ``template`` if given), dropped on exit;
+    yields its name."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    _pg_admin(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+    try:
+        yield name
+    finally:
+        _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A fresh, empty PostgreSQL database ``g3d_test_<random>``; dropped afterwards."""
-    name = f"g3d_test_{uuid.uuid4().hex[:12]}"
-    _pg_admin(f'CREATE DATABASE "{name}"')
-    try:
+    with _pg_database() as name:
         yield PG_URL_TEMPLATE.format(name=name)
-    finally:
-        _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")
@@ -42,24 +51,16 @@ def _pg_template() -> Iterator[str]:
     """A database migrated to head once per session, copied by ``pg_migrated_url``."""
     from glimpse3d.db.migrate import upgrade
 
-    name = f"g3d_tpl_{uuid.uuid4().hex[:12]}"
-    _pg_admin(f'CREATE DATABASE "{name}"')
-    try:
+    with _pg_database("g3d_tpl") as name:
         upgrade(PG_URL_TEMPLATE.format(name=name))  # disposes its engine: no open connection
         yield name
-    finally:
-        _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
 def pg_migrated_url(_pg_template: str) -> Iterator[str]:
     """Like ``pg_url`` but already at the latest migration (a cheap copy of a template)."""
-    name = f"g3d_test_{uuid.uuid4().hex[:12]}"
-    _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{_pg_template}"')
-    try:
+    with _pg_database(template=_pg_template) as name:
         yield PG_URL_TEMPLATE.format(name=name)
-    finally:
-        _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

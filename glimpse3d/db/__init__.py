@@ -6,13 +6,12 @@ only migrates. Both work for ``sqlite:///path`` and ``postgresql://`` URLs.
 
 from glimpse3d.db.migrate import upgrade
 from glimpse3d.db.repository import (
-    ACTIVE_STATUSES,
-    PROJECT_STATUSES,
     DatabaseCheckError,
     ProjectNotFound,
     Repository,
     open_repository,
 )
+from glimpse3d.domain import ACTIVE_STATUSES, PROJECT_STATUSES
 
 __all__ = [
     "ACTIVE_STATUSES",

@@ -5,7 +5,7 @@ Conventions:
 - ids are UUID strings (``String(36)``), made in Python (``uuid4``) so both dialects agree;
 - timestamps are timezone-aware UTC (``TIMESTAMP WITH TIME ZONE`` on PostgreSQL; SQLite
   stores naive UTC and :class:`UTCDateTime` hands back aware values);
-- every child row references ``projects.id`` with ``ON DELETE CASCADE``;
+- every child row references ``projects.id`` with ``ON DELETE CASCADE`` (:class:`ProjectChild`);
 - natural unique keys make stage re-runs idempotent (see ``__table_args__``);
 - ``refinement_metrics.view_index`` is NULL for a whole-iteration metric; two partial unique
   indexes make (iteration_id, metric_name, view_index) unique with NULL counted as a value.
@@ -91,18 +91,35 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-def _project_fk() -> Any:
+def _id(sort_order: int = 0) -> Any:
+    return mapped_column(String(36), primary_key=True, default=new_id, sort_order=sort_order)
+
+
+def _created(sort_order: int = 0) -> Any:
     return mapped_column(
-        String(36), ForeignKey("projects.id", ondelete="CASCADE"), nullable=False, index=True
+        UTCDateTime(), nullable=False, default=utcnow, server_default=NOW, sort_order=sort_order
     )
 
 
-def _id() -> Any:
-    return mapped_column(String(36), primary_key=True, default=new_id)
+def _foreign_id(target: str, sort_order: int = 0) -> Any:
+    """A required, indexed ``String(36)`` reference to ``target`` that cascades deletes."""
+    return mapped_column(
+        String(36),
+        ForeignKey(target, ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+        sort_order=sort_order,
+    )
 
 
-def _created() -> Any:
-    return mapped_column(UTCDateTime(), nullable=False, default=utcnow, server_default=NOW)
+class ProjectChild:
+    """Mixin for the child tables: ``id`` and ``project_id`` (references ``projects.id``) are
+    their first columns, ``created_at`` their last (``sort_order`` puts them there; mixin
+    columns would otherwise follow the table's own)."""
+
+    id: Mapped[str] = _id(sort_order=-2)
+    project_id: Mapped[str] = _foreign_id("projects.id", sort_order=-1)
+    created_at: Mapped[datetime] = _created(sort_order=1)
 
 
 class Project(Base):
@@ -148,7 +165,7 @@ class Project(Base):
     )
 
 
-class MultiviewGeneration(Base):
+class MultiviewGeneration(ProjectChild, Base):
     """One generated view (16 per project with the SyncDreamer cameras, 7 with Zero123++)
     and the camera it was made at: angles in degrees (docs/architecture.md, "Cameras"), orbit distance in scene
     units, pinhole intrinsics in pixels. The camera columns are NULL for views recorded
@@ -156,8 +173,6 @@ class MultiviewGeneration(Base):
 
     __tablename__ = "multiview_generation"
 
-    id: Mapped[str] = _id()
-    project_id: Mapped[str] = _project_fk()
     view_index: Mapped[int] = mapped_column(Integer, nullable=False)
     elevation: Mapped[float] = mapped_column(Float, nullable=False)
     azimuth: Mapped[float] = mapped_column(Float, nullable=False)
@@ -171,18 +186,15 @@ class MultiviewGeneration(Base):
     image_key: Mapped[str] = mapped_column(String(512), nullable=False)
     backend: Mapped[str] = mapped_column(String(64), nullable=False)
     generation_time: Mapped[float] = mapped_column(Float, nullable=False, default=0.0)
-    created_at: Mapped[datetime] = _created()
 
     __table_args__ = (UniqueConstraint("project_id", "view_index"),)
 
 
-class DepthMap(Base):
+class DepthMap(ProjectChild, Base):
     """One depth map (16 per project); depths in scene units along the camera z axis."""
 
     __tablename__ = "depth_maps"
 
-    id: Mapped[str] = _id()
-    project_id: Mapped[str] = _project_fk()
     view_index: Mapped[int] = mapped_column(Integer, nullable=False)
     depth_key: Mapped[str] = mapped_column(String(512), nullable=False)
     heatmap_key: Mapped[str] = mapped_column(String(512), nullable=False)
@@ -191,36 +203,30 @@ class DepthMap(Base):
     mean_depth: Mapped[float] = mapped_column(Float, nullable=False)
     confidence_score: Mapped[float] = mapped_column(Float, nullable=False)
     backend: Mapped[str] = mapped_column(String(64), nullable=False)
-    created_at: Mapped[datetime] = _created()
 
     __table_args__ = (UniqueConstraint("project_id", "view_index"),)
 
 
-class GaussianSplatModel(Base):
+class GaussianSplatModel(ProjectChild, Base):
     """One model version (v0 from reconstruction, v1..vN from refinement)."""
 
     __tablename__ = "gaussian_splat_models"
 
-    id: Mapped[str] = _id()
-    project_id: Mapped[str] = _project_fk()
     version: Mapped[int] = mapped_column(Integer, nullable=False)
     parent_version: Mapped[int | None] = mapped_column(Integer)
     model_key: Mapped[str] = mapped_column(String(512), nullable=False)
     num_gaussians: Mapped[int] = mapped_column(Integer, nullable=False)
     file_size_bytes: Mapped[int] = mapped_column(BigInteger, nullable=False)
     source: Mapped[str] = mapped_column(String(64), nullable=False)
-    created_at: Mapped[datetime] = _created()
 
     __table_args__ = (UniqueConstraint("project_id", "version"),)
 
 
-class EnhancementIteration(Base):
+class EnhancementIteration(ProjectChild, Base):
     """One refinement iteration: model v_in -> v_out with its quality figures."""
 
     __tablename__ = "enhancement_iterations"
 
-    id: Mapped[str] = _id()
-    project_id: Mapped[str] = _project_fk()
     iteration_number: Mapped[int] = mapped_column(Integer, nullable=False)
     model_version_in: Mapped[int] = mapped_column(Integer, nullable=False)
     model_version_out: Mapped[int] = mapped_column(Integer, nullable=False)
@@ -234,52 +240,35 @@ class EnhancementIteration(Base):
         Boolean, nullable=False, default=False, server_default=text("false")
     )
     processing_time: Mapped[float | None] = mapped_column(Float)
-    created_at: Mapped[datetime] = _created()
 
     __table_args__ = (UniqueConstraint("project_id", "iteration_number"),)
 
 
-class EnhancedView(Base):
+class EnhancedView(ProjectChild, Base):
     """One view rendered and enhanced during an iteration."""
 
     __tablename__ = "enhanced_views"
 
-    id: Mapped[str] = _id()
-    project_id: Mapped[str] = _project_fk()
-    iteration_id: Mapped[str] = mapped_column(
-        String(36),
-        ForeignKey("enhancement_iterations.id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    )
+    iteration_id: Mapped[str] = _foreign_id("enhancement_iterations.id")
     view_index: Mapped[int] = mapped_column(Integer, nullable=False)
     rendered_key: Mapped[str] = mapped_column(String(512), nullable=False)
     enhanced_key: Mapped[str] = mapped_column(String(512), nullable=False)
     accepted: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
     depth_consistency: Mapped[float | None] = mapped_column(Float)
     feature_similarity: Mapped[float | None] = mapped_column(Float)
-    created_at: Mapped[datetime] = _created()
 
     __table_args__ = (UniqueConstraint("iteration_id", "view_index"),)
 
 
-class RefinementMetric(Base):
+class RefinementMetric(ProjectChild, Base):
     """One named metric of an iteration, for one view or (view_index NULL) the whole set."""
 
     __tablename__ = "refinement_metrics"
 
-    id: Mapped[str] = _id()
-    project_id: Mapped[str] = _project_fk()
-    iteration_id: Mapped[str] = mapped_column(
-        String(36),
-        ForeignKey("enhancement_iterations.id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    )
+    iteration_id: Mapped[str] = _foreign_id("enhancement_iterations.id")
     metric_name: Mapped[str] = mapped_column(String(64), nullable=False)
     metric_value: Mapped[float] = mapped_column(Float, nullable=False)
     view_index: Mapped[int | None] = mapped_column(Integer)
-    created_at: Mapped[datetime] = _created()
 
 
 _metric = RefinementMetric.__table__
@@ -302,18 +291,15 @@ Index(
 )
 
 
-class ExportHistory(Base):
+class ExportHistory(ProjectChild, Base):
     """One exported file; re-exporting the same (version, format) replaces the row."""
 
     __tablename__ = "export_history"
 
-    id: Mapped[str] = _id()
-    project_id: Mapped[str] = _project_fk()
     model_version: Mapped[int] = mapped_column(Integer, nullable=False)
     format: Mapped[str] = mapped_column(String(16), nullable=False)
     file_key: Mapped[str] = mapped_column(String(512), nullable=False)
     file_size_bytes: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    created_at: Mapped[datetime] = _created()
 
     __table_args__ = (UniqueConstraint("project_id", "model_version", "format"),)
 

@@ -749,12 +749,3 @@ def open_repository(url: str) -> Repository:
         raise
     return repo
 
-
-__all__ = [
-    "ACTIVE_STATUSES",
-    "PROJECT_STATUSES",
-    "DatabaseCheckError",
-    "ProjectNotFound",
-    "Repository",
-    "open_repository",
-]

@@ -35,22 +35,13 @@ import numpy as np
 from PIL import Image
 
 from glimpse3d.config import Settings, get_settings
-from glimpse3d.domain import STAGES
+from glimpse3d.domain import DEPTH, ENHANCED, MODELS, MULTIVIEW, PROCESSED, STAGES, UPLOADS
 from glimpse3d.errors import Cancelled, UserError, WrongState
 from glimpse3d.pipeline.backends import load_backend, multiview_cameras, resolve_strength
 from glimpse3d.splat.cameras import Camera, camera_from_record, camera_record
 from glimpse3d.splat.images import load_rgba, rgba_png_bytes
 from glimpse3d.splat.mesh_asset import MeshOptions
-from glimpse3d.storage.base import (
-    DEPTH,
-    ENHANCED,
-    MODELS,
-    MULTIVIEW,
-    PROCESSED,
-    UPLOADS,
-    guess_content_type,
-    keys,
-)
+from glimpse3d.storage.base import guess_content_type, keys
 
 log = logging.getLogger(__name__)
 
@@ -359,6 +350,12 @@ class PipelineRunner:
         if len(views) == n and all(self.storage.exists(MULTIVIEW, v["image_key"]) for v in views):
             self.run.skipped.append("multiview")
             return
+        if len(views) > n:  # views of another backend: their cameras would mix with the new ones
+            raise UserError(
+                f"this project already has {len(views)} views from the "
+                f"{views[0]['backend']!r} multiview backend, which makes another camera set than "
+                f"the configured one ({n} views); upload the photo as a new project"
+            )
         with self._timed("multiview"):
             self._emit(pid, "multiview", 0.0, "generating views", force=True)
             processed = self._load_processed(pid)

@@ -63,16 +63,46 @@ def _row_span(ca, cb, cc, tau, dy, mx, x0, x1):  # pragma: no cover - jitted
     return max(x0, int(np.ceil(lo))), min(x1, int(np.floor(hi)))
 
 
+@njit(cache=True, inline="always")
+def _tile_rect(t, tiles_x, width, height):  # pragma: no cover - jitted
+    """Origin ``(ox, oy)`` and size ``(tw, th)`` in pixels of tile ``t`` (row-major)."""
+    ox = (t % tiles_x) * TILE
+    oy = (t // tiles_x) * TILE
+    return ox, oy, min(TILE, width - ox), min(TILE, height - oy)
+
+
+@njit(cache=True, inline="always")
+def _splat_in_tile(g, boxes, means2d, conics, colors, opac, depths, ox, oy, tw, th):  # pragma: no cover
+    """Gaussian ``g`` as the raster kernels read it: its box clipped to the tile
+    (x0, x1, y0, y1, inclusive), mean (mx, my), conic (ca, cb, cc), opacity, colour, depth."""
+    return (max(boxes[g, 0], ox), min(boxes[g, 2], ox + tw - 1),
+            max(boxes[g, 1], oy), min(boxes[g, 3], oy + th - 1),
+            means2d[g, 0], means2d[g, 1], conics[g, 0], conics[g, 1], conics[g, 2],
+            opac[g], colors[g, 0], colors[g, 1], colors[g, 2], depths[g])
+
+
+@njit(cache=True, fastmath=True, inline="always")
+def _alpha_tau(op):  # pragma: no cover - jitted
+    """The Mahalanobis bound where ``op * exp(-power/2)`` falls to 1/255 (slightly widened)."""
+    return 2.0 * np.log(op / _ALPHA_MIN) * (1.0 + 1e-6) + 1e-6
+
+
+@njit(cache=True, fastmath=True, inline="always")
+def _pixel_row(py, oy, ox, my, mx, ca, cb, cc, tau, x0, x1):  # pragma: no cover - jitted
+    """For pixel row ``py`` of a gaussian in a tile: ``dy`` from the mean, the offset that
+    turns a column into a tile-local pixel index, and the column span from :func:`_row_span`."""
+    dy = py + 0.5 - my
+    xa, xb = _row_span(ca, cb, cc, tau, dy, mx, x0, x1)
+    return dy, (py - oy) * TILE - ox, xa, xb
+
+
 @njit(parallel=True, cache=True, fastmath=True)
 def _forward_kernel(means2d, conics, colors, opac, depths, boxes, tile_offsets, tile_gids,
                     width, height, tiles_x, out_feat, out_t, out_last):  # pragma: no cover - jitted
     """Gaussian-outer loop per tile: each gaussian only visits its box within the tile."""
     n_tiles = tile_offsets.shape[0] - 1
     for t in prange(n_tiles):
-        ox = (t % tiles_x) * TILE
-        oy = (t // tiles_x) * TILE
-        tw = min(TILE, width - ox)
-        th = min(TILE, height - oy)
+        ox, oy, tw, th = _tile_rect(t, tiles_x, width, height)
         start = tile_offsets[t]
         end = tile_offsets[t + 1]
         trans = np.ones(TILE * TILE)
@@ -83,28 +113,13 @@ def _forward_kernel(means2d, conics, colors, opac, depths, boxes, tile_offsets, 
         for k in range(start, end):
             if n_done == tw * th:
                 break
-            g = tile_gids[k]
-            x0 = max(boxes[g, 0], ox)
-            x1 = min(boxes[g, 2], ox + tw - 1)
-            y0 = max(boxes[g, 1], oy)
-            y1 = min(boxes[g, 3], oy + th - 1)
-            mx = means2d[g, 0]
-            my = means2d[g, 1]
-            ca = conics[g, 0]
-            cb = conics[g, 1]
-            cc = conics[g, 2]
-            op = opac[g]
-            cr = colors[g, 0]
-            cg = colors[g, 1]
-            cbl = colors[g, 2]
-            z = depths[g]
+            x0, x1, y0, y1, mx, my, ca, cb, cc, op, cr, cg, cbl, z = _splat_in_tile(
+                tile_gids[k], boxes, means2d, conics, colors, opac, depths, ox, oy, tw, th)
             if op < _ALPHA_MIN:
                 continue
-            tau = 2.0 * np.log(op / _ALPHA_MIN) * (1.0 + 1e-6) + 1e-6
+            tau = _alpha_tau(op)
             for py in range(y0, y1 + 1):
-                dy = py + 0.5 - my
-                row = (py - oy) * TILE - ox
-                xa, xb = _row_span(ca, cb, cc, tau, dy, mx, x0, x1)
+                dy, row, xa, xb = _pixel_row(py, oy, ox, my, mx, ca, cb, cc, tau, x0, x1)
                 for px in range(xa, xb + 1):
                     i = row + px
                     if done[i]:
@@ -146,10 +161,7 @@ def _backward_kernel(means2d, conics, colors, opac, depths, boxes, tile_offsets,
     """Back to front per tile; one row of ``pair_grads`` per (tile, gaussian) pair."""
     n_tiles = tile_offsets.shape[0] - 1
     for t in prange(n_tiles):
-        ox = (t % tiles_x) * TILE
-        oy = (t // tiles_x) * TILE
-        tw = min(TILE, width - ox)
-        th = min(TILE, height - oy)
+        ox, oy, tw, th = _tile_rect(t, tiles_x, width, height)
         start = tile_offsets[t]
         trans = np.ones(TILE * TILE)
         s_dot = np.zeros(TILE * TILE)  # per pixel: sum over later gaussians j of w_j * (f_j . grad)
@@ -165,21 +177,8 @@ def _backward_kernel(means2d, conics, colors, opac, depths, boxes, tile_offsets,
                 for c in range(5):
                     gfeat[i, c] = grad_feat[oy + ly, ox + lx, c]
         for k in range(kmax - 1, start - 1, -1):
-            g = tile_gids[k]
-            x0 = max(boxes[g, 0], ox)
-            x1 = min(boxes[g, 2], ox + tw - 1)
-            y0 = max(boxes[g, 1], oy)
-            y1 = min(boxes[g, 3], oy + th - 1)
-            mx = means2d[g, 0]
-            my = means2d[g, 1]
-            ca = conics[g, 0]
-            cb = conics[g, 1]
-            cc = conics[g, 2]
-            op = opac[g]
-            cr = colors[g, 0]
-            cg = colors[g, 1]
-            cbl = colors[g, 2]
-            z = depths[g]
+            x0, x1, y0, y1, mx, my, ca, cb, cc, op, cr, cg, cbl, z = _splat_in_tile(
+                tile_gids[k], boxes, means2d, conics, colors, opac, depths, ox, oy, tw, th)
             g_mx = 0.0
             g_my = 0.0
             g_ca = 0.0
@@ -192,11 +191,9 @@ def _backward_kernel(means2d, conics, colors, opac, depths, boxes, tile_offsets,
             g_z = 0.0
             if op < _ALPHA_MIN:
                 continue
-            tau = 2.0 * np.log(op / _ALPHA_MIN) * (1.0 + 1e-6) + 1e-6
+            tau = _alpha_tau(op)
             for py in range(y0, y1 + 1):
-                dy = py + 0.5 - my
-                row = (py - oy) * TILE - ox
-                xa, xb = _row_span(ca, cb, cc, tau, dy, mx, x0, x1)
+                dy, row, xa, xb = _pixel_row(py, oy, ox, my, mx, ca, cb, cc, tau, x0, x1)
                 for px in range(xa, xb + 1):
                     i = row + px
                     if k >= last[i]:
@@ -295,38 +292,61 @@ _LOWPASS = 0.3
 _EXTENT = 3.0
 
 
+@njit(cache=True, fastmath=True, inline="always")
+def _to_camera(means, i, rot, trans):  # pragma: no cover - jitted
+    """Gaussian ``i``'s mean in camera coordinates (``rot``, ``trans``: the w2c rotation and
+    translation)."""
+    m0, m1, m2 = means[i, 0], means[i, 1], means[i, 2]
+    return (rot[0, 0] * m0 + rot[0, 1] * m1 + rot[0, 2] * m2 + trans[0],
+            rot[1, 0] * m0 + rot[1, 1] * m1 + rot[1, 2] * m2 + trans[1],
+            rot[2, 0] * m0 + rot[2, 1] * m1 + rot[2, 2] * m2 + trans[2])
+
+
+@njit(cache=True, fastmath=True, inline="always")
+def _unit_quat_rotation(quats, i):  # pragma: no cover - jitted
+    """Gaussian ``i``'s quaternion (w, x, y, z) normalised, its norm (at least 1e-12) and its
+    rotation matrix (3, 3)."""
+    qw, qx, qy, qz = quats[i, 0], quats[i, 1], quats[i, 2], quats[i, 3]
+    qn = max(np.sqrt(qw * qw + qx * qx + qy * qy + qz * qz), 1e-12)
+    qw, qx, qy, qz = qw / qn, qx / qn, qy / qn, qz / qn
+    r = np.empty((3, 3))
+    r[0, 0] = 1 - 2 * (qy * qy + qz * qz)
+    r[0, 1] = 2 * (qx * qy - qw * qz)
+    r[0, 2] = 2 * (qx * qz + qw * qy)
+    r[1, 0] = 2 * (qx * qy + qw * qz)
+    r[1, 1] = 1 - 2 * (qx * qx + qz * qz)
+    r[1, 2] = 2 * (qy * qz - qw * qx)
+    r[2, 0] = 2 * (qx * qz - qw * qy)
+    r[2, 1] = 2 * (qy * qz + qw * qx)
+    r[2, 2] = 1 - 2 * (qx * qx + qy * qy)
+    return qw, qx, qy, qz, qn, r
+
+
+@njit(cache=True, fastmath=True, inline="always")
+def _projection_jacobian(x, y, z, fx, fy, lims):  # pragma: no cover - jitted
+    """Normalised image coordinates ``u, v`` of a camera-space point, the same clamped to the
+    widened frustum ``lims`` (``uc, vc``), and the non-zero entries ``j00, j02, j11, j12`` of
+    the perspective Jacobian at the clamped point."""
+    u, v = x / z, y / z
+    uc = min(max(u, -lims[1]), lims[0])
+    vc = min(max(v, -lims[3]), lims[2])
+    return u, v, uc, vc, fx / z, -fx * uc / z, fy / z, -fy * vc / z
+
+
 @njit(cache=True, fastmath=True)
 def _project_fwd_kernel(means, log_scales, quats, rot, trans, intr, lims, width, height,
                         out_m2d, out_conic, out_depth, out_radii, out_boxes, out_visible):  # pragma: no cover
     """EWA projection of every gaussian (same maths as ``rasterizer.project``)."""
     fx, fy, cx, cy = intr[0], intr[1], intr[2], intr[3]
     for i in range(means.shape[0]):
-        m0, m1, m2 = means[i, 0], means[i, 1], means[i, 2]
-        x = rot[0, 0] * m0 + rot[0, 1] * m1 + rot[0, 2] * m2 + trans[0]
-        y = rot[1, 0] * m0 + rot[1, 1] * m1 + rot[1, 2] * m2 + trans[1]
-        z = rot[2, 0] * m0 + rot[2, 1] * m1 + rot[2, 2] * m2 + trans[2]
+        x, y, z = _to_camera(means, i, rot, trans)
         out_depth[i] = z
         out_visible[i] = False
         out_radii[i] = 0.0
         if not z > _NEAR:
             continue
-        qw, qx, qy, qz = quats[i, 0], quats[i, 1], quats[i, 2], quats[i, 3]
-        qn = max(np.sqrt(qw * qw + qx * qx + qy * qy + qz * qz), 1e-12)
-        qw, qx, qy, qz = qw / qn, qx / qn, qy / qn, qz / qn
-        r = np.empty((3, 3))
-        r[0, 0] = 1 - 2 * (qy * qy + qz * qz)
-        r[0, 1] = 2 * (qx * qy - qw * qz)
-        r[0, 2] = 2 * (qx * qz + qw * qy)
-        r[1, 0] = 2 * (qx * qy + qw * qz)
-        r[1, 1] = 1 - 2 * (qx * qx + qz * qz)
-        r[1, 2] = 2 * (qy * qz - qw * qx)
-        r[2, 0] = 2 * (qx * qz - qw * qy)
-        r[2, 1] = 2 * (qy * qz + qw * qx)
-        r[2, 2] = 1 - 2 * (qx * qx + qy * qy)
-        u, v = x / z, y / z
-        uc = min(max(u, -lims[1]), lims[0])
-        vc = min(max(v, -lims[3]), lims[2])
-        j00, j02, j11, j12 = fx / z, -fx * uc / z, fy / z, -fy * vc / z
+        qw, qx, qy, qz, _, r = _unit_quat_rotation(quats, i)
+        u, v, uc, vc, j00, j02, j11, j12 = _projection_jacobian(x, y, z, fx, fy, lims)
         va0 = 0.0
         va1 = 0.0
         va2 = 0.0
@@ -380,30 +400,12 @@ def _project_bwd_kernel(means, log_scales, quats, rot, trans, intr, lims, visibl
     for i in range(means.shape[0]):
         if not visible[i]:
             continue
-        m0, m1, m2 = means[i, 0], means[i, 1], means[i, 2]
-        x = rot[0, 0] * m0 + rot[0, 1] * m1 + rot[0, 2] * m2 + trans[0]
-        y = rot[1, 0] * m0 + rot[1, 1] * m1 + rot[1, 2] * m2 + trans[1]
-        z = rot[2, 0] * m0 + rot[2, 1] * m1 + rot[2, 2] * m2 + trans[2]
-        qw0, qx0, qy0, qz0 = quats[i, 0], quats[i, 1], quats[i, 2], quats[i, 3]
-        qn = max(np.sqrt(qw0 * qw0 + qx0 * qx0 + qy0 * qy0 + qz0 * qz0), 1e-12)
-        qw, qx, qy, qz = qw0 / qn, qx0 / qn, qy0 / qn, qz0 / qn
-        r = np.empty((3, 3))
-        r[0, 0] = 1 - 2 * (qy * qy + qz * qz)
-        r[0, 1] = 2 * (qx * qy - qw * qz)
-        r[0, 2] = 2 * (qx * qz + qw * qy)
-        r[1, 0] = 2 * (qx * qy + qw * qz)
-        r[1, 1] = 1 - 2 * (qx * qx + qz * qz)
-        r[1, 2] = 2 * (qy * qz - qw * qx)
-        r[2, 0] = 2 * (qx * qz - qw * qy)
-        r[2, 1] = 2 * (qy * qz + qw * qx)
-        r[2, 2] = 1 - 2 * (qx * qx + qy * qy)
+        x, y, z = _to_camera(means, i, rot, trans)
+        qw, qx, qy, qz, qn, r = _unit_quat_rotation(quats, i)
         s = np.empty(3)
         for j in range(3):
             s[j] = np.exp(log_scales[i, j])
-        u, v = x / z, y / z
-        uc = min(max(u, -lims[1]), lims[0])
-        vc = min(max(v, -lims[3]), lims[2])
-        j00, j02, j11, j12 = fx / z, -fx * uc / z, fy / z, -fy * vc / z
+        u, v, uc, vc, j00, j02, j11, j12 = _projection_jacobian(x, y, z, fx, fy, lims)
         tm = np.empty((2, 3))  # J W
         for k in range(3):
             tm[0, k] = j00 * rot[0, k] + j02 * rot[2, k]

@@ -15,6 +15,7 @@ like the 3DGS reference implementation.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import TypedDict, Unpack
 
 import torch
 
@@ -146,21 +147,24 @@ def ssim_map(
     return num / den
 
 
-def ssim(
-    a: torch.Tensor,
-    b: torch.Tensor,
-    data_range: float = 1.0,
-    window_size: int = SSIM_WINDOW,
-    sigma: float = SSIM_SIGMA,
-    padding: str = "valid",
-) -> torch.Tensor:
-    """Mean SSIM (differentiable scalar). See the module docstring for the exact definition."""
-    return ssim_map(a, b, data_range, window_size, sigma, padding).mean()
+class SSIMOptions(TypedDict, total=False):
+    """The keyword options of :func:`ssim_map`, which :func:`ssim` and :func:`d_ssim` pass on."""
+
+    data_range: float
+    window_size: int
+    sigma: float
+    padding: str
 
 
-def d_ssim(a: torch.Tensor, b: torch.Tensor, **kwargs: object) -> torch.Tensor:
+def ssim(a: torch.Tensor, b: torch.Tensor, **options: Unpack[SSIMOptions]) -> torch.Tensor:
+    """Mean SSIM (differentiable scalar) of :func:`ssim_map` with ``options``. See the module
+    docstring for the exact definition."""
+    return ssim_map(a, b, **options).mean()
+
+
+def d_ssim(a: torch.Tensor, b: torch.Tensor, **options: Unpack[SSIMOptions]) -> torch.Tensor:
     """Structural dissimilarity ``(1 - ssim) / 2`` in [0, 1]."""
-    return (1.0 - ssim(a, b, **kwargs)) / 2.0  # type: ignore[arg-type]
+    return (1.0 - ssim(a, b, **options)) / 2.0
 
 
 def photometric_loss(
@@ -185,6 +189,7 @@ __all__ = [
     "SSIM_SIGMA",
     "SSIM_WINDOW",
     "ImageShapeError",
+    "SSIMOptions",
     "d_ssim",
     "gaussian_window",
     "l1",

@@ -193,25 +193,18 @@ def render_splat_views(model: GaussianModel, cameras: list[Camera]) -> SplatView
     """Render ``model`` at ``cameras`` (black background, colours un-premultiplied)."""
     import torch
 
+    from glimpse3d.splat._threads import one_torch_thread
     from glimpse3d.splat.rasterizer import render
 
     model = model.detach().to("cpu")
     rgbs, alphas = [], []
-    # The compiled tile kernel uses every core; torch only does small per-view tensor ops
-    # here, which are ~3x faster in wall and CPU time on one thread (no OpenMP spin-waits
-    # next to numba's workers).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with torch.no_grad():
-            for camera in cameras:
-                out = render(model, camera, backend="fast")
-                alpha = out.alpha.clamp(0.0, 1.0).float().numpy()
-                rgb = out.rgb.float().numpy() / np.maximum(alpha, 1e-4)[..., None]
-                rgbs.append(np.clip(rgb, 0.0, 1.0))
-                alphas.append(alpha)
-    finally:
-        torch.set_num_threads(threads)
+    with one_torch_thread(), torch.no_grad():
+        for camera in cameras:
+            out = render(model, camera, backend="fast")
+            alpha = out.alpha.clamp(0.0, 1.0).float().numpy()
+            rgb = out.rgb.float().numpy() / np.maximum(alpha, 1e-4)[..., None]
+            rgbs.append(np.clip(rgb, 0.0, 1.0))
+            alphas.append(alpha)
     return SplatViews(list(cameras), np.stack(rgbs), np.stack(alphas))
 
 
@@ -294,7 +287,7 @@ def extract_surface(
     view), so the mesh's outline follows what the splats show rather than their iso-surface.
     Returns the mesh and the sampled field (for colours).
     """
-    from scipy.ndimage import binary_fill_holes, gaussian_filter
+    from scipy.ndimage import binary_fill_holes, gaussian_filter, grey_closing
     from skimage.measure import marching_cubes
 
     if model.num_gaussians == 0:
@@ -313,9 +306,10 @@ def extract_surface(
     # only the outer surface is extracted.
     field = np.clip(density / iso - 1.0, -1.0, 1.0).astype(np.float32)
     field[binary_fill_holes(inside) & ~inside] = 1.0
-    # a light blur removes the voxel-scale bumps and pin-holes of a field made of splats (the
-    # silhouette carving below stays sharp)
-    field = gaussian_filter(field, FIELD_BLUR_VOXELS)
+    # a light blur removes the voxel-scale bumps and pin-holes of a field made of splats, and a
+    # grey closing the tunnels up to ~2 voxels wide through its walls (on the sample mug: genus
+    # 19 -> 10, same PSNR/IoU); the silhouette carving below stays sharp
+    field = grey_closing(gaussian_filter(field, FIELD_BLUR_VOXELS), size=(3, 3, 3))
     if views is not None:
         near = np.nonzero(field > -0.5)  # only voxels at or inside the surface can change sign
         centres = origin + voxel * np.stack(near, axis=1)

@@ -184,7 +184,9 @@ def build_mesh_asset(model, options: MeshOptions | None = None) -> MeshAsset:  #
         faces=np.asarray(faces, np.uint32),
         normals=n.astype(np.float32),
         world_to_asset=world_to_asset,
-        metadata={"generator": GENERATOR},
+        # row-major; lets a viewer put the mesh back where the splats are
+        metadata={"generator": GENERATOR,
+                  "world_to_asset": [round(float(x), 9) for x in world_to_asset.ravel()]},
         timings=timings,
         **extra,
     )

@@ -6,6 +6,7 @@ the way out by :meth:`Storage.url`.
 
 from __future__ import annotations
 
+import errno
 import mimetypes
 import re
 from pathlib import Path
@@ -76,6 +77,20 @@ def validate_prefix(prefix: str) -> str:
         return prefix
     validate_key(prefix[:-1] if prefix.endswith("/") else prefix)
     return prefix
+
+
+def validate_project_id(project_id: str) -> str:
+    """``project_id`` if it can be the ``{pid}/`` prefix of a project's keys (a key without
+    ``/``), else :class:`InvalidKey`."""
+    pid = validate_key(project_id)
+    if "/" in pid:
+        raise InvalidKey(f"invalid project id {project_id!r}")
+    return pid
+
+
+def no_such_object(bucket: str, key: str) -> FileNotFoundError:
+    """The error every backend raises for a missing object (``ENOENT``, ``bucket/key``)."""
+    return FileNotFoundError(errno.ENOENT, "no such object", f"{bucket}/{key}")
 
 
 def guess_content_type(key: str) -> str:

@@ -22,9 +22,11 @@ from glimpse3d.storage.base import (
     InvalidKey,
     StorageError,
     guess_content_type,
+    no_such_object,
     validate_bucket,
     validate_key,
     validate_prefix,
+    validate_project_id,
 )
 from glimpse3d.storage.signing import LinkSigner, load_or_create_secret
 
@@ -124,20 +126,22 @@ class LocalStorage:
         try:
             return path.read_bytes()
         except (FileNotFoundError, IsADirectoryError):
-            raise FileNotFoundError(2, "no such object", f"{bucket}/{key}") from None
+            raise no_such_object(bucket, key) from None
+
+    def _existing(self, bucket: str, key: str) -> Path:
+        """The object's file; :func:`no_such_object` if there is none."""
+        path = self._path(bucket, key)
+        if not path.is_file():
+            raise no_such_object(bucket, key)
+        return path
 
     def open(self, bucket: str, key: str) -> BinaryIO:
         """A binary file object for streaming reads (close it)."""
-        path = self._path(bucket, key)
-        if not path.is_file():
-            raise FileNotFoundError(2, "no such object", f"{bucket}/{key}")
-        return open(path, "rb")  # noqa: SIM115 - returned to the caller
+        return open(self._existing(bucket, key), "rb")  # noqa: SIM115 - returned to the caller
 
     def download_to(self, bucket: str, key: str, path: str | Path) -> Path:
-        src = self._path(bucket, key)
+        src = self._existing(bucket, key)
         dst = Path(path)
-        if not src.is_file():
-            raise FileNotFoundError(2, "no such object", f"{bucket}/{key}")
         dst.parent.mkdir(parents=True, exist_ok=True)
         if dst.exists() and os.path.samefile(src, dst):
             return dst
@@ -148,10 +152,7 @@ class LocalStorage:
         return self._path(bucket, key).is_file()
 
     def size(self, bucket: str, key: str) -> int:
-        path = self._path(bucket, key)
-        if not path.is_file():
-            raise FileNotFoundError(2, "no such object", f"{bucket}/{key}")
-        return path.stat().st_size
+        return self._existing(bucket, key).stat().st_size
 
     def content_type(self, bucket: str, key: str) -> str:
         """The object's content type (from its extension)."""
@@ -200,9 +201,7 @@ class LocalStorage:
 
     def delete_project(self, project_id: str) -> int:
         """Delete ``{pid}/...`` in every bucket; returns how many files were deleted."""
-        pid = validate_key(project_id)
-        if "/" in pid:
-            raise InvalidKey(f"invalid project id {project_id!r}")
+        pid = validate_project_id(project_id)
         n = 0
         for bucket in BUCKETS:
             n += self.delete_prefix(bucket, f"{pid}/")

@@ -23,9 +23,11 @@ from glimpse3d.storage.base import (
     InvalidKey,
     StorageError,
     guess_content_type,
+    no_such_object,
     validate_bucket,
     validate_key,
     validate_prefix,
+    validate_project_id,
 )
 
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound", "NoSuchBucket"}
@@ -175,7 +177,7 @@ class S3Storage:
     # ---- reads
     def _missing(self, exc: ClientError, bucket: str, key: str) -> FileNotFoundError | None:
         if _code(exc) in _NOT_FOUND:
-            return FileNotFoundError(2, "no such object", f"{bucket}/{key}")
+            return no_such_object(bucket, key)
         return None
 
     def get_bytes(self, bucket: str, key: str) -> bytes:
@@ -215,17 +217,19 @@ class S3Storage:
     def exists(self, bucket: str, key: str) -> bool:
         return self._head(bucket, key) is not None
 
-    def size(self, bucket: str, key: str) -> int:
+    def _existing_head(self, bucket: str, key: str) -> dict[str, Any]:
+        """The object's HEAD response; :func:`no_such_object` if there is none."""
         head = self._head(bucket, key)
         if head is None:
-            raise FileNotFoundError(2, "no such object", f"{bucket}/{key}")
-        return int(head["ContentLength"])
+            raise no_such_object(bucket, key)
+        return head
+
+    def size(self, bucket: str, key: str) -> int:
+        return int(self._existing_head(bucket, key)["ContentLength"])
 
     def content_type(self, bucket: str, key: str) -> str:
         """The object's stored ContentType."""
-        head = self._head(bucket, key)
-        if head is None:
-            raise FileNotFoundError(2, "no such object", f"{bucket}/{key}")
+        head = self._existing_head(bucket, key)
         return str(head.get("ContentType") or guess_content_type(key))
 
     def list(self, bucket: str, prefix: str = "") -> list[str]:
@@ -272,9 +276,7 @@ class S3Storage:
 
     def delete_project(self, project_id: str) -> int:
         """Delete ``{pid}/...`` in every bucket (missing buckets are skipped)."""
-        pid = validate_key(project_id)
-        if "/" in pid:
-            raise InvalidKey(f"invalid project id {project_id!r}")
+        pid = validate_project_id(project_id)
         n = 0
         for bucket in BUCKETS:
             try:

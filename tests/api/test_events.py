@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 from tests.utils.api import seed_project
 
@@ -83,24 +85,26 @@ def _until_comment(lines: Iterator[str]) -> Iterator[str]:
             return
 
 
-def test_events_of_a_deleted_project(client) -> None:
+@contextmanager
+def _streaming(client) -> Iterator[tuple[Any, str, Iterator[str]]]:
+    """A seeded project's event stream, its first event read: yields (ctx, pid, lines)."""
     ctx = client.app.state.ctx
     ctx.sse_poll_interval = 0.05
     pid = seed_project(ctx)
     with client.stream("GET", f"/api/v1/projects/{pid}/events") as r:
         lines = r.iter_lines()
         read_events(lines, 1)
+        yield ctx, pid, lines
+
+
+def test_events_of_a_deleted_project(client) -> None:
+    with _streaming(client) as (ctx, pid, lines):
         ctx.repo.delete_project(pid)
         events, _ = read_events(lines, 1)
         assert events[0]["event"] == "deleted"
 
 
 def test_events_stop_when_the_app_shuts_down(client) -> None:
-    ctx = client.app.state.ctx
-    ctx.sse_poll_interval = 0.05
-    pid = seed_project(ctx)
-    with client.stream("GET", f"/api/v1/projects/{pid}/events") as r:
-        lines = r.iter_lines()
-        read_events(lines, 1)
+    with _streaming(client) as (ctx, _, lines):
         ctx.shutting_down.set()
         assert list(lines) == []

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from glimpse3d.pipeline.preprocess import MIN_SIDE
 from tests.utils.common import disc_photo, free_port, wait_for
 
 UPLOAD = "/api/v1/upload"
@@ -151,7 +152,7 @@ def test_bad_remove_bg_is_422(client) -> None:
     ("image", "rule_word"),
     [
         (np.full((300, 300, 3), 128, np.uint8), "blank"),
-        (np.zeros((20, 20, 3), np.uint8), "at least 256"),
+        (np.zeros((20, 20, 3), np.uint8), f"at least {MIN_SIDE}"),
     ],
 )
 def test_unusable_image_is_422_with_the_rule(client, image, rule_word) -> None:

@@ -15,6 +15,7 @@ from glimpse3d.db.engine import make_engine
 from glimpse3d.db.migrate import VERSION_TABLE, head_revision, schema_diff
 from glimpse3d.db.repository import open_repository
 from glimpse3d.db.supabase import generate_supabase_schema
+from glimpse3d.domain import BUCKETS
 
 REPO_ROOT = Path(glimpse3d.__file__).resolve().parents[1]
 
@@ -64,7 +65,7 @@ def test_rls_isolates_users(pg_url):
         conn.execute(generate_supabase_schema())
         conn.execute(generate_supabase_schema())  # idempotent
         buckets = conn.execute("select id, public from storage.buckets order by id").fetchall()
-        assert [r[0] for r in buckets] == sorted(glimpse3d.storage.BUCKETS)
+        assert [r[0] for r in buckets] == sorted(BUCKETS)
         assert not any(r[1] for r in buckets)
         assert conn.execute(f"select version_num from {VERSION_TABLE}").fetchall() == [
             (head_revision(),)

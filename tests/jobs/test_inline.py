@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -97,7 +98,13 @@ def test_make_queue_picks_the_engine(env) -> None:
 def test_job_runs_records_progress_and_clears(env) -> None:
     _, repo, storage, queue = env
     events: list[Any] = []
-    q = queue(on_progress=events.append)
+    checked = threading.Event()
+
+    def on_progress(event: Any) -> None:
+        events.append(event)
+        checked.wait(30)  # the job (a few quick exports) waits until the checks below are done
+
+    q = queue(on_progress=on_progress)
     q.start()
     q.check()
     pid = seed_generated(repo, storage)
@@ -105,6 +112,7 @@ def test_job_runs_records_progress_and_clears(env) -> None:
     assert repo.get_project(pid)["job"] == {"kind": "generate"}
     with pytest.raises(WrongState):
         q.enqueue(pid, {"kind": "generate"})
+    checked.set()
     p = wait_for(lambda: finished(repo, pid), 60, what="the job")
     assert p["status"] == "completed" and p["progress_percentage"] == 100.0
     assert p["attempts"] == 0 and p["job"] is None
@@ -184,14 +192,15 @@ def test_cancel_queued_and_unknown(env) -> None:
         q.check()
 
 
-def test_cancel_a_running_job(env) -> None:
-    """The flag is polled between steps: the job stops with status 'cancelled'."""
-    _, repo, storage, queue = env
-    pid = seed_generated(repo, storage)
+def start_held_in_first_step(queue: Callable[..., InlineQueue], pid: str
+                             ) -> tuple[InlineQueue, threading.Event]:
+    """A started queue running a ``generate`` job of ``pid`` that its progress callback holds
+    inside the first step (asserted reached); the job goes on once the returned event is set
+    (or after 10 s)."""
     started = threading.Event()
     release = threading.Event()
 
-    def on_progress(event: Any) -> None:  # hold the job inside its first step
+    def on_progress(event: Any) -> None:
         if event.project_id == pid and not started.is_set():
             started.set()
             release.wait(10)
@@ -200,6 +209,14 @@ def test_cancel_a_running_job(env) -> None:
     q.start()
     q.enqueue(pid, {"kind": "generate"})
     assert started.wait(30)
+    return q, release
+
+
+def test_cancel_a_running_job(env) -> None:
+    """The flag is polled between steps: the job stops with status 'cancelled'."""
+    _, repo, storage, queue = env
+    pid = seed_generated(repo, storage)
+    q, release = start_held_in_first_step(queue, pid)
     assert q.cancel(pid) is True
     release.set()
     p = wait_for(lambda: finished(repo, pid), 30, what="the cancellation")
@@ -210,18 +227,7 @@ def test_cancel_a_running_job(env) -> None:
 def test_shutdown_mid_job_keeps_it_recorded_and_the_next_start_finishes_it(env) -> None:
     _, repo, storage, queue = env
     pid = seed_generated(repo, storage)
-    started = threading.Event()
-    release = threading.Event()
-
-    def on_progress(event: Any) -> None:
-        if event.project_id == pid and not started.is_set():
-            started.set()
-            release.wait(10)
-
-    q1 = queue(on_progress=on_progress)
-    q1.start()
-    q1.enqueue(pid, {"kind": "generate"})
-    assert started.wait(30)
+    q1, release = start_held_in_first_step(queue, pid)
     stopper = threading.Thread(target=q1.stop, args=(20,))
     stopper.start()
     wait_for(lambda: q1._stopping.is_set(), 5)

@@ -101,3 +101,34 @@ def test_runner_records_and_uses_fixed_cameras(tmp_path, make_settings, tiny_dir
         assert {"multiview", "depth", "reconstruct"} <= set(again["skipped_stages"])
     finally:
         repo.close()
+
+
+def test_views_of_another_camera_set_are_not_mixed(tmp_path, make_settings, tiny_dir):
+    """16 recorded SyncDreamer-camera views, then a 7-view backend: a clear error, not a
+    project whose rows mix two camera sets."""
+    from glimpse3d.db.repository import open_repository
+    from glimpse3d.errors import UserError
+    from glimpse3d.pipeline.runner import PipelineRunner
+    from glimpse3d.splat.cameras import camera_record, syncdreamer_cameras
+    from glimpse3d.storage.local import LocalStorage
+    from glimpse3d.testing.synthetic import catalogue, png_bytes, synthetic_photo
+
+    settings = make_settings(device="cpu", view_size=64, multiview_backend="zero123plus",
+                             multiview_model=str(tiny_dir("zero123plus")),
+                             multiview_pipeline=str(tiny_dir("zero123plus_pipeline")),
+                             trust_remote_code=True)
+    repo = open_repository(f"sqlite:///{tmp_path / 'g.db'}")
+    storage = LocalStorage(tmp_path / "storage")
+    storage.ensure_buckets()
+    try:
+        photo, _ = synthetic_photo(next(iter(catalogue().values())), size=256)
+        runner = PipelineRunner(repo, storage, settings)
+        pid = runner.ingest(png_bytes(photo), "photo.png")["id"]
+        for k, cam in enumerate(syncdreamer_cameras(64)):
+            repo.upsert_view(pid, k, cam.elevation, cam.azimuth, f"v{k}.png", "classic", 0.0,
+                             camera=camera_record(cam))
+        with pytest.raises(UserError, match="16 views from the 'classic'"):
+            runner._stage_multiview(pid)
+        assert len(repo.list_views(pid)) == 16
+    finally:
+        repo.close()

@@ -11,11 +11,13 @@ from tests.utils.settings import FAST
 
 
 @pytest.fixture
-def pq_settings(pg_url: str, make_settings: Callable[..., Any]) -> Callable[..., Any]:
-    """``pq_settings(**overrides)``: settings on a fresh PostgreSQL DB with queue=procrastinate."""
+def pq_settings(pg_migrated_url: str, make_settings: Callable[..., Any]) -> Callable[..., Any]:
+    """``pq_settings(**overrides)``: settings with queue=procrastinate on a fresh PostgreSQL DB
+    at the latest migration (a copy of the session's template; procrastinate's own schema is
+    not in it: the queue applies it)."""
 
     def make(**overrides: Any) -> Any:
-        return make_settings(**{"database_url": pg_url, "queue": "procrastinate", **FAST,
+        return make_settings(**{"database_url": pg_migrated_url, "queue": "procrastinate", **FAST,
                                 **overrides})
 
     return make

@@ -15,9 +15,10 @@ from pathlib import Path
 PROBE = """
 import json
 from glimpse3d.splat import _raster_numba as raster
-from glimpse3d.splat import mesh
+from glimpse3d.splat import mesh, meshraster, texture
 kernels = [raster._forward_kernel, raster._backward_kernel, raster._project_fwd_kernel,
-           raster._project_bwd_kernel, raster._bin_kernel, mesh._scatter]
+           raster._project_bwd_kernel, raster._bin_kernel, mesh._scatter, mesh._hull_kernel,
+           meshraster._rasterize, texture._bake_kernel]
 before = [k.__name__ for k in kernels if k.signatures]
 from glimpse3d.splat.warmup import warm_up
 seconds = warm_up()

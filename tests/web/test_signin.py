@@ -12,8 +12,13 @@ from typing import Any
 import pytest
 
 from tests.utils.api import live_server
-from tests.utils.common import disc_photo, wait_for
-from tests.web.test_workspace import CHROMIUM, Console, browser_context  # noqa: F401 - fixture
+from tests.utils.common import disc_photo
+from tests.web.test_workspace import (  # noqa: F401 - browser_context is a fixture
+    CHROMIUM,
+    Console,
+    browser_context,
+    wait_js,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -56,10 +61,8 @@ def test_sign_in_with_an_api_key(key_server, browser_context) -> None:  # noqa: 
         pg.wait_for_selector("text=Dora's mug")
         assert "Eve's secret" not in pg.inner_text("body")
         assert pg.inner_text("#signin-toggle") == "Sign out"
-        # (wait_for_function evaluates a string, which the page's CSP rightly forbids: poll)
-        wait_for(lambda: pg.evaluate(
-            "() => [...document.querySelectorAll('img.thumb')].some(i => i.complete && "
-            "i.naturalWidth > 0)"), 20, what="a thumbnail through its signed link")
+        wait_js(pg, "() => [...document.querySelectorAll('img.thumb')]"
+                    ".some(i => i.complete && i.naturalWidth > 0)")  # through its signed link
         assert pg.evaluate("document.querySelector('#signin-dialog')?.open ?? false") is False
         # the project page: its status and event stream work with the stored key
         pg.goto(f"{key_server['url']}/projects/{key_server['pid']}")

@@ -7,6 +7,7 @@ from pydantic import BaseModel, Field
 
 from glimpse3d.domain import (
     ACTIVE_STATUSES,
+    EXPORT_FILE_EXTENSIONS,
     EXPORT_FORMATS,
     IMAGE_FORMATS,
     NUM_VIEWS,
@@ -22,6 +23,8 @@ class MetaResponse(BaseModel):
     active_statuses: list[str] = Field(..., description="Statuses of a run under way.")
     terminal_statuses: list[str] = Field(..., description="Statuses a run ends in.")
     export_formats: list[str] = Field(..., description="Formats of GET /api/v1/export.")
+    export_file_extensions: dict[str, str] = Field(
+        ..., description="File name ending of each export format (obj: obj.zip).")
     image_mime_types: list[str] = Field(..., description="Photo types accepted on upload.")
     image_extensions: list[str] = Field(..., description="Photo file extensions accepted.")
     num_views: int = Field(..., description="Generated views per project.")
@@ -34,6 +37,7 @@ def meta() -> MetaResponse:
         active_statuses=list(ACTIVE_STATUSES),
         terminal_statuses=list(TERMINAL_STATUSES),
         export_formats=list(EXPORT_FORMATS),
+        export_file_extensions=dict(EXPORT_FILE_EXTENSIONS),
         image_mime_types=[m for f in IMAGE_FORMATS.values() for m in f.mime],
         image_extensions=[e for f in IMAGE_FORMATS.values() for e in f.extensions],
         num_views=NUM_VIEWS,

@@ -22,10 +22,60 @@ branch_labels = None
 depends_on = None
 
 
+def _created_at(name: str = "created_at") -> sa.Column:
+    return sa.Column(
+        name,
+        sa.DateTime(timezone=True),
+        server_default=sa.text("CURRENT_TIMESTAMP"),
+        nullable=False,
+    )
+
+
+def _id(name: str) -> sa.Column:
+    return sa.Column(name, sa.String(length=36), nullable=False)
+
+
+def _create_child_table(
+    name: str,
+    *columns: sa.Column,
+    unique: tuple[str, ...] = (),
+    references: tuple[tuple[str, str], ...] = (("project_id", "projects"),),
+) -> None:
+    """Create a child table as this revision defines them: ``id``, the reference columns of
+    ``references`` ((column, parent table), each an indexed foreign key to ``parent.id`` with
+    ``ON DELETE CASCADE``), ``columns``, ``created_at``; optionally one unique constraint."""
+    refs = sorted(references)
+    constraints: list[sa.SchemaItem] = [
+        sa.ForeignKeyConstraint(
+            [column],
+            [f"{parent}.id"],
+            name=op.f(f"fk_{name}_{column}_{parent}"),
+            ondelete="CASCADE",
+        )
+        for column, parent in refs
+    ]
+    constraints.append(sa.PrimaryKeyConstraint("id", name=op.f(f"pk_{name}")))
+    if unique:
+        constraints.append(sa.UniqueConstraint(*unique, name=op.f(f"uq_{name}_{'_'.join(unique)}")))
+    op.create_table(
+        name,
+        _id("id"),
+        *(_id(column) for column, _ in references),
+        *columns,
+        _created_at(),
+        *constraints,
+    )
+    for column, _ in refs:
+        op.create_index(op.f(f"ix_{name}_{column}"), name, [column], unique=False)
+
+
+_ITERATION_REFS = (("project_id", "projects"), ("iteration_id", "enhancement_iterations"))
+
+
 def upgrade() -> None:
     op.create_table(
         "projects",
-        sa.Column("id", sa.String(length=36), nullable=False),
+        _id("id"),
         sa.Column("name", sa.String(length=255), nullable=False),
         sa.Column("status", sa.String(length=32), server_default="uploading", nullable=False),
         sa.Column("current_step", sa.String(length=64), nullable=True),
@@ -38,18 +88,8 @@ def upgrade() -> None:
         sa.Column("job", JSON_TYPE, nullable=True),
         sa.Column("original_image_key", sa.String(length=512), nullable=True),
         sa.Column("processed_image_key", sa.String(length=512), nullable=True),
-        sa.Column(
-            "created_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("CURRENT_TIMESTAMP"),
-            nullable=False,
-        ),
-        sa.Column(
-            "updated_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("CURRENT_TIMESTAMP"),
-            nullable=False,
-        ),
+        _created_at("created_at"),
+        _created_at("updated_at"),
         sa.Column("completed_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_projects")),
     )
@@ -60,10 +100,8 @@ def upgrade() -> None:
     op.create_index("ix_projects_owner_id", "projects", ["owner_id"], unique=False)
     op.create_index("ix_projects_status", "projects", ["status"], unique=False)
 
-    op.create_table(
+    _create_child_table(
         "depth_maps",
-        sa.Column("id", sa.String(length=36), nullable=False),
-        sa.Column("project_id", sa.String(length=36), nullable=False),
         sa.Column("view_index", sa.Integer(), nullable=False),
         sa.Column("depth_key", sa.String(length=512), nullable=False),
         sa.Column("heatmap_key", sa.String(length=512), nullable=False),
@@ -72,29 +110,10 @@ def upgrade() -> None:
         sa.Column("mean_depth", sa.Float(), nullable=False),
         sa.Column("confidence_score", sa.Float(), nullable=False),
         sa.Column("backend", sa.String(length=64), nullable=False),
-        sa.Column(
-            "created_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("CURRENT_TIMESTAMP"),
-            nullable=False,
-        ),
-        sa.ForeignKeyConstraint(
-            ["project_id"],
-            ["projects.id"],
-            name=op.f("fk_depth_maps_project_id_projects"),
-            ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_depth_maps")),
-        sa.UniqueConstraint(
-            "project_id", "view_index", name=op.f("uq_depth_maps_project_id_view_index")
-        ),
+        unique=("project_id", "view_index"),
     )
-    op.create_index(op.f("ix_depth_maps_project_id"), "depth_maps", ["project_id"], unique=False)
-
-    op.create_table(
+    _create_child_table(
         "enhancement_iterations",
-        sa.Column("id", sa.String(length=36), nullable=False),
-        sa.Column("project_id", sa.String(length=36), nullable=False),
         sa.Column("iteration_number", sa.Integer(), nullable=False),
         sa.Column("model_version_in", sa.Integer(), nullable=False),
         sa.Column("model_version_out", sa.Integer(), nullable=False),
@@ -106,209 +125,53 @@ def upgrade() -> None:
         sa.Column("overall_quality", sa.Float(), nullable=True),
         sa.Column("converged", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.Column("processing_time", sa.Float(), nullable=True),
-        sa.Column(
-            "created_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("CURRENT_TIMESTAMP"),
-            nullable=False,
-        ),
-        sa.ForeignKeyConstraint(
-            ["project_id"],
-            ["projects.id"],
-            name=op.f("fk_enhancement_iterations_project_id_projects"),
-            ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_enhancement_iterations")),
-        sa.UniqueConstraint(
-            "project_id",
-            "iteration_number",
-            name=op.f("uq_enhancement_iterations_project_id_iteration_number"),
-        ),
+        unique=("project_id", "iteration_number"),
     )
-    op.create_index(
-        op.f("ix_enhancement_iterations_project_id"),
-        "enhancement_iterations",
-        ["project_id"],
-        unique=False,
-    )
-
-    op.create_table(
+    _create_child_table(
         "export_history",
-        sa.Column("id", sa.String(length=36), nullable=False),
-        sa.Column("project_id", sa.String(length=36), nullable=False),
         sa.Column("model_version", sa.Integer(), nullable=False),
         sa.Column("format", sa.String(length=16), nullable=False),
         sa.Column("file_key", sa.String(length=512), nullable=False),
         sa.Column("file_size_bytes", sa.BigInteger(), nullable=False),
-        sa.Column(
-            "created_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("CURRENT_TIMESTAMP"),
-            nullable=False,
-        ),
-        sa.ForeignKeyConstraint(
-            ["project_id"],
-            ["projects.id"],
-            name=op.f("fk_export_history_project_id_projects"),
-            ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_export_history")),
-        sa.UniqueConstraint(
-            "project_id",
-            "model_version",
-            "format",
-            name=op.f("uq_export_history_project_id_model_version_format"),
-        ),
+        unique=("project_id", "model_version", "format"),
     )
-    op.create_index(
-        op.f("ix_export_history_project_id"), "export_history", ["project_id"], unique=False
-    )
-
-    op.create_table(
+    _create_child_table(
         "gaussian_splat_models",
-        sa.Column("id", sa.String(length=36), nullable=False),
-        sa.Column("project_id", sa.String(length=36), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("parent_version", sa.Integer(), nullable=True),
         sa.Column("model_key", sa.String(length=512), nullable=False),
         sa.Column("num_gaussians", sa.Integer(), nullable=False),
         sa.Column("file_size_bytes", sa.BigInteger(), nullable=False),
         sa.Column("source", sa.String(length=64), nullable=False),
-        sa.Column(
-            "created_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("CURRENT_TIMESTAMP"),
-            nullable=False,
-        ),
-        sa.ForeignKeyConstraint(
-            ["project_id"],
-            ["projects.id"],
-            name=op.f("fk_gaussian_splat_models_project_id_projects"),
-            ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_gaussian_splat_models")),
-        sa.UniqueConstraint(
-            "project_id", "version", name=op.f("uq_gaussian_splat_models_project_id_version")
-        ),
+        unique=("project_id", "version"),
     )
-    op.create_index(
-        op.f("ix_gaussian_splat_models_project_id"),
-        "gaussian_splat_models",
-        ["project_id"],
-        unique=False,
-    )
-
-    op.create_table(
+    _create_child_table(
         "multiview_generation",
-        sa.Column("id", sa.String(length=36), nullable=False),
-        sa.Column("project_id", sa.String(length=36), nullable=False),
         sa.Column("view_index", sa.Integer(), nullable=False),
         sa.Column("elevation", sa.Float(), nullable=False),
         sa.Column("azimuth", sa.Float(), nullable=False),
         sa.Column("image_key", sa.String(length=512), nullable=False),
         sa.Column("backend", sa.String(length=64), nullable=False),
         sa.Column("generation_time", sa.Float(), nullable=False),
-        sa.Column(
-            "created_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("CURRENT_TIMESTAMP"),
-            nullable=False,
-        ),
-        sa.ForeignKeyConstraint(
-            ["project_id"],
-            ["projects.id"],
-            name=op.f("fk_multiview_generation_project_id_projects"),
-            ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_multiview_generation")),
-        sa.UniqueConstraint(
-            "project_id", "view_index", name=op.f("uq_multiview_generation_project_id_view_index")
-        ),
+        unique=("project_id", "view_index"),
     )
-    op.create_index(
-        op.f("ix_multiview_generation_project_id"),
-        "multiview_generation",
-        ["project_id"],
-        unique=False,
-    )
-
-    op.create_table(
+    _create_child_table(
         "enhanced_views",
-        sa.Column("id", sa.String(length=36), nullable=False),
-        sa.Column("project_id", sa.String(length=36), nullable=False),
-        sa.Column("iteration_id", sa.String(length=36), nullable=False),
         sa.Column("view_index", sa.Integer(), nullable=False),
         sa.Column("rendered_key", sa.String(length=512), nullable=False),
         sa.Column("enhanced_key", sa.String(length=512), nullable=False),
         sa.Column("accepted", sa.Boolean(), nullable=False),
         sa.Column("depth_consistency", sa.Float(), nullable=True),
         sa.Column("feature_similarity", sa.Float(), nullable=True),
-        sa.Column(
-            "created_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("CURRENT_TIMESTAMP"),
-            nullable=False,
-        ),
-        sa.ForeignKeyConstraint(
-            ["iteration_id"],
-            ["enhancement_iterations.id"],
-            name=op.f("fk_enhanced_views_iteration_id_enhancement_iterations"),
-            ondelete="CASCADE",
-        ),
-        sa.ForeignKeyConstraint(
-            ["project_id"],
-            ["projects.id"],
-            name=op.f("fk_enhanced_views_project_id_projects"),
-            ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_enhanced_views")),
-        sa.UniqueConstraint(
-            "iteration_id", "view_index", name=op.f("uq_enhanced_views_iteration_id_view_index")
-        ),
+        unique=("iteration_id", "view_index"),
+        references=_ITERATION_REFS,
     )
-    op.create_index(
-        op.f("ix_enhanced_views_iteration_id"), "enhanced_views", ["iteration_id"], unique=False
-    )
-    op.create_index(
-        op.f("ix_enhanced_views_project_id"), "enhanced_views", ["project_id"], unique=False
-    )
-
-    op.create_table(
+    _create_child_table(
         "refinement_metrics",
-        sa.Column("id", sa.String(length=36), nullable=False),
-        sa.Column("project_id", sa.String(length=36), nullable=False),
-        sa.Column("iteration_id", sa.String(length=36), nullable=False),
         sa.Column("metric_name", sa.String(length=64), nullable=False),
         sa.Column("metric_value", sa.Float(), nullable=False),
         sa.Column("view_index", sa.Integer(), nullable=True),
-        sa.Column(
-            "created_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("CURRENT_TIMESTAMP"),
-            nullable=False,
-        ),
-        sa.ForeignKeyConstraint(
-            ["iteration_id"],
-            ["enhancement_iterations.id"],
-            name=op.f("fk_refinement_metrics_iteration_id_enhancement_iterations"),
-            ondelete="CASCADE",
-        ),
-        sa.ForeignKeyConstraint(
-            ["project_id"],
-            ["projects.id"],
-            name=op.f("fk_refinement_metrics_project_id_projects"),
-            ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_refinement_metrics")),
-    )
-    op.create_index(
-        op.f("ix_refinement_metrics_iteration_id"),
-        "refinement_metrics",
-        ["iteration_id"],
-        unique=False,
-    )
-    op.create_index(
-        op.f("ix_refinement_metrics_project_id"), "refinement_metrics", ["project_id"], unique=False
+        references=_ITERATION_REFS,
     )
     op.create_index(
         "uq_refinement_metrics_overall",

@@ -9,6 +9,7 @@ export const META = await fetch("/api/meta").then((r) => {
   return r.json();
 });
 export const EXPORT_FORMATS = META.export_formats;
+export const EXPORT_FILE_EXTENSIONS = META.export_file_extensions;
 export const ACTIVE_STATUSES = new Set(META.active_statuses);
 export const TERMINAL_STATUSES = new Set(META.terminal_statuses);
 export const IMAGE_TYPES = META.image_mime_types;

@@ -1,6 +1,6 @@
 // The project page: live progress, views, depth maps, iterations, the 3D viewer, downloads.
 
-import { ACTIVE_STATUSES, API, ApiError, EXPORT_FORMATS, IMAGE_EXTENSIONS, IMAGE_TYPES, NUM_VIEWS, TERMINAL_STATUSES, api } from "./api.js";
+import { ACTIVE_STATUSES, API, ApiError, EXPORT_FILE_EXTENSIONS, EXPORT_FORMATS, IMAGE_EXTENSIONS, IMAGE_TYPES, NUM_VIEWS, TERMINAL_STATUSES, api } from "./api.js";
 import { renderQualityChart } from "./chart.js";
 import { LiveStatus } from "./live.js";
 import { navigate } from "./router.js";
@@ -42,6 +42,11 @@ export async function projectPage(main, id) {
 
   const versionSelect = h("select", { id: "version-select", name: "version", disabled: true });
   const resetBtn = h("button", { type: "button", id: "reset-view", class: "button secondary small" }, "Reset view");
+  const meshBtn = h("button", {
+    type: "button", id: "mesh-toggle", class: "button secondary small", "aria-pressed": "false", disabled: true,
+    title: "Show the textured mesh of the .glb download instead of the splats",
+  }, "Mesh");
+  let meshPreview = null;
   const viewerInfo = h("span", { id: "viewer-info", class: "muted small", "aria-live": "polite" });
   const canvas = h("canvas", {
     id: "viewer-canvas", tabindex: 0, role: "img",
@@ -94,7 +99,7 @@ export async function projectPage(main, id) {
         h("div", { class: "card-head" },
           h("h2", { id: "viewer-heading" }, "3D model"),
           h("div", { class: "viewer-toolbar" },
-            h("label", { for: "version-select" }, "Version"), versionSelect, resetBtn)),
+            h("label", { for: "version-select" }, "Version"), versionSelect, meshBtn, resetBtn)),
         viewerBox,
         h("p", { class: "viewer-foot" }, viewerInfo),
         h("h3", { class: "small-heading" }, "Downloads"),
@@ -152,6 +157,30 @@ export async function projectPage(main, id) {
     showModel();
   });
   resetBtn.addEventListener("click", () => viewer?.resetView());
+  meshBtn.addEventListener("click", () => setMeshPreview(meshBtn.getAttribute("aria-pressed") !== "true"));
+
+  /** Show (or hide) the textured .glb of the selected version in the viewer. */
+  async function setMeshPreview(on) {
+    if (!viewer || selectedVersion === null) return;
+    meshBtn.setAttribute("aria-pressed", String(on));
+    if (!on) { meshPreview?.hide(); viewerMsg.hidden = true; return; }
+    meshPreview = meshPreview ?? new (await import("./mesh-preview.js")).MeshPreview(viewer);
+    const version = selectedVersion;
+    viewerMsg.textContent = "Making the mesh…";
+    viewerMsg.hidden = false;
+    try {
+      const faces = await meshPreview.show(api.exportUrl(id, "glb", version));
+      if (faces !== null) {
+        viewerMsg.hidden = true;
+        viewerInfo.textContent = `Mesh of v${version}: ${faces.toLocaleString()} faces (the .glb download)`;
+      }
+    } catch (err) {
+      meshBtn.setAttribute("aria-pressed", "false");
+      meshPreview.hide();
+      viewerMsg.hidden = false;
+      viewerMsg.textContent = `The mesh preview is unavailable: ${err.message}`;
+    }
+  }
 
   /** Retry a failed/cancelled run: refine again when a model exists, else generate. */
   function retry() {
@@ -168,7 +197,7 @@ export async function projectPage(main, id) {
     const disabled = version === null;
     downloads.replaceChildren(...EXPORT_FORMATS.map((f) => {
       const url = disabled ? "#" : api.exportUrl(id, f, version);
-      const name = `${(state?.project?.name || "model").replace(/[^\w.-]+/g, "_")}-v${version ?? 0}.${f}`;
+      const name = `${(state?.project?.name || "model").replace(/[^\w.-]+/g, "_")}-v${version ?? 0}.${EXPORT_FILE_EXTENSIONS[f] ?? f}`;
       const a = h("a", {
         href: url, class: `button secondary small download${disabled ? " disabled" : ""}`, download: name,
         id: `download-${f}`, "aria-disabled": disabled ? "true" : null,
@@ -326,6 +355,8 @@ export async function projectPage(main, id) {
       if (res) {
         viewerMsg.hidden = true;
         viewerBox.dataset.version = String(m.version);
+        meshBtn.disabled = false;
+        if (meshPreview?.shown) setMeshPreview(true); // the mesh of the version now selected
       }
     } catch (err) {
       loadedModelKey = null;
