@@ -15,8 +15,9 @@ import time
 
 import numpy as np
 
-from glimpse3d.pipeline.multiview import SHAPE_PRIORS, build_proxy, render_proxy
+from glimpse3d.pipeline.multiview import render_proxy
 from glimpse3d.pipeline.preprocess import preprocess_image, validate_image
+from glimpse3d.pipeline.proxy import SHAPE_PRIORS, build_proxy
 from glimpse3d.splat.cameras import orbit_camera
 from glimpse3d.testing import synthetic as S
 

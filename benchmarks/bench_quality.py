@@ -423,8 +423,8 @@ def run_object(name: str, iterations: int, proxy_only: bool, contact_dir: str,
     versions: dict[str, object] = {}
     report: dict = {}
     if proxy_only:
-        from glimpse3d.pipeline.multiview import build_proxy
         from glimpse3d.pipeline.preprocess import preprocess_image, validate_image
+        from glimpse3d.pipeline.proxy import build_proxy
 
         start = time.perf_counter()
         processed = preprocess_image(validate_image(_png(photo))).rgba

@@ -7,13 +7,14 @@ metric variants (``config.depth_estimation_type == "metric"``) predict depth in 
 a real scene. Neither is in our scene units, so :func:`fit_metric_depth` maps the
 prediction to camera-space z (OpenCV camera, scene units, 0 = no object):
 
-* ``depth_align=proxy`` (default): the classic proxy shape that the classic multiview and
-  depth stages build from the processed photo (``glimpse3d.pipeline.multiview.build_proxy``,
-  cached) is rendered from the same camera and the prediction is fitted to it by least
+* ``depth_align=proxy`` (default): the run's shape proxy (the classic proxy the runner builds
+  once from the processed photo and passes as ``estimate(..., proxy=...)``, a
+  :class:`~glimpse3d.pipeline.ports.ShapeProxy`) is rendered from the same camera and the
+  prediction is fitted to it by least
   squares in inverse-depth space (``1/z = a*d + b``) on the pixels both cover: the proxy
   fixes scale and offset, the model supplies the shape detail. An explicit
   ``reference_depth`` is used the same way.
-* ``depth_align=silhouette``, or when no proxy can be built: the object is taken as a sphere at the origin whose
+* ``depth_align=silhouette``, or when no proxy is given: the object is taken as a sphere at the origin whose
   outline matches the silhouette (half-extent ``h`` px at focal ``f``: half-angle
   ``t = atan(h/f)``, radius ``r = distance*sin t``), so its visible surface spans
   ``z`` from ``distance - r`` (nearest point) to ``distance*cos(t)^2`` (the rim); the
@@ -45,7 +46,7 @@ from glimpse3d.learned.common import (
     resolve_weights,
     transformers_kwargs,
 )
-from glimpse3d.pipeline.ports import DepthResult
+from glimpse3d.pipeline.ports import DepthResult, ShapeProxy
 from glimpse3d.splat.cameras import DISTANCE, Camera
 
 if TYPE_CHECKING:
@@ -167,21 +168,11 @@ def _distance_transform(mask: np.ndarray) -> np.ndarray:
     return cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 3).astype(np.float64)
 
 
-def proxy_depth(processed: np.ndarray, camera: Camera, shape_prior: str = "auto") -> np.ndarray | None:
-    """The classic proxy's depth (H,W) z seen by ``camera`` (its size), or None when the
-    classic multiview module or a usable silhouette is not available."""
-    try:
-        from glimpse3d.pipeline.multiview import build_proxy, render_proxy_depth
-    except ImportError:
+def proxy_depth(proxy: ShapeProxy | None, camera: Camera) -> np.ndarray | None:
+    """The shape proxy's depth (H,W) z seen by ``camera`` (its size), or None without one."""
+    if proxy is None:
         return None
-    proc = np.asarray(processed, dtype=np.float32)
-    if proc.ndim != 3 or proc.shape[2] != 4 or proc.shape[0] != proc.shape[1]:
-        return None
-    try:
-        proxy = build_proxy(proc, shape_prior=shape_prior)
-        return np.asarray(render_proxy_depth(proxy, camera), dtype=np.float32)
-    except ValueError:  # empty silhouette
-        return None
+    return np.asarray(proxy.depth(camera), dtype=np.float32)
 
 
 ALIGN_MODES = ("proxy", "silhouette")
@@ -197,8 +188,7 @@ class TransformersDepth:
     name = "transformers"
 
     def __init__(self, model: Any, processor: Any, placement: Placement, model_ref: str,
-                 align: str = "proxy", proxy_shape: str = "auto") -> None:
-        self.proxy_shape = proxy_shape  # the classic proxy the depth is aligned to
+                 align: str = "proxy") -> None:
         self.model = model
         self.processor = processor
         self.placement = placement
@@ -209,15 +199,20 @@ class TransformersDepth:
             raise UserError(f"depth_align must be one of {', '.join(ALIGN_MODES)}, got {align!r}")
         self.align = align
 
+    @property
+    def uses_proxy(self) -> bool:
+        """Whether the runner should pass its shape proxy (``proxy`` alignment)."""
+        return self.align == "proxy"
+
     @classmethod
     def from_settings(cls, settings: Settings) -> TransformersDepth:
         ref = resolve_weights(settings.depth_model, "depth_model", EXAMPLE_MODEL)
         placement = Placement.from_settings(settings.device)
         align = str(extra_setting(settings, "depth_align", "proxy")).strip().lower()
         loaded = cached(cls, ref, placement.device, lambda: cls.load(ref, placement))
-        if align == loaded.align and settings.proxy_shape == loaded.proxy_shape:
+        if align == loaded.align:
             return loaded
-        return cls(loaded.model, loaded.processor, placement, ref, align, settings.proxy_shape)
+        return cls(loaded.model, loaded.processor, placement, ref, align)
 
     @classmethod
     def load(cls, ref: str, placement: Placement) -> TransformersDepth:
@@ -258,14 +253,16 @@ class TransformersDepth:
         view_rgba: np.ndarray,
         camera: Camera,
         processed: np.ndarray,
+        proxy: ShapeProxy | None = None,
         reference_depth: np.ndarray | None = None,
     ) -> DepthResult:
         """Depth (H,W) z of one view seen by ``camera`` (0 outside the view's alpha).
 
         The view is composited over white (the generated views' background) before the
         model sees it. ``reference_depth`` (same size, 0 = unknown), when given, is the
-        depth the prediction is aligned to; otherwise the classic proxy's depth in
-        ``proxy`` mode, the silhouette in ``silhouette`` mode (see the module docstring).
+        depth the prediction is aligned to; otherwise ``proxy``'s depth (the run's shape
+        proxy) in ``proxy`` mode, the silhouette in ``silhouette`` mode or without a proxy
+        (see the module docstring).
         """
         view = check_image(view_rgba, (3, 4), "view")
         h, w = view.shape[:2]
@@ -274,6 +271,6 @@ class TransformersDepth:
         pred = self.predict(rgb)
         if reference_depth is None and self.align == "proxy":
             cam = camera if (camera.width, camera.height) == (w, h) else camera.resized(w, h)
-            reference_depth = proxy_depth(processed, cam, self.proxy_shape)
+            reference_depth = proxy_depth(proxy, cam)
         fit = fit_metric_depth(pred, mask, camera, inverse=self.inverse, reference=reference_depth)
         return DepthResult(depth=fit.depth, confidence=fit.confidence)

@@ -1,8 +1,8 @@
 """Classic depth stage: the proxy shape's depth rendered from each camera.
 
 Depth is metric camera-space z (OpenCV camera, scene units), 0 where there is no object.
-The proxy is the one the classic multiview stage built from the same processed image
-(``glimpse3d.pipeline.multiview.build_proxy`` is cached by content hash, so it is reused).
+The proxy (:mod:`glimpse3d.pipeline.proxy`) is the run's: the runner builds it once from the
+processed image and passes it to both classic stages.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from glimpse3d.pipeline.multiview import build_proxy, render_proxy_depth
 from glimpse3d.pipeline.ports import DepthResult
+from glimpse3d.pipeline.proxy import Proxy, build_proxy, render_proxy_depth
 from glimpse3d.splat.cameras import Camera
 
 if TYPE_CHECKING:
@@ -30,19 +30,24 @@ class ClassicDepth:
     """
 
     name = "classic"
+    uses_proxy = True  # the runner passes the run's proxy to ``estimate``
 
     def __init__(self, shape_prior: str = "auto") -> None:
-        self.shape_prior = shape_prior  # must match the multiview stage's to reuse its proxy
+        self.shape_prior = shape_prior  # for a proxy built here (none given)
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> ClassicDepth:
         return cls(shape_prior=settings.proxy_shape if settings is not None else "auto")
 
-    def estimate(self, view_rgba: np.ndarray, camera: Camera, processed: np.ndarray) -> DepthResult:
+    def estimate(self, view_rgba: np.ndarray, camera: Camera, processed: np.ndarray,
+                 proxy: Proxy | None = None) -> DepthResult:
+        """Depth of one view (H,W[,4]) seen by ``camera``; ``proxy`` is the proxy of
+        ``processed`` (the run's), built here with ``shape_prior`` when None."""
         view = np.asarray(view_rgba, dtype=np.float32)
         h, w = view.shape[:2]
         cam = camera if (camera.width, camera.height) == (w, h) else camera.resized(w, h)
-        proxy = build_proxy(processed, shape_prior=self.shape_prior)
+        if proxy is None:
+            proxy = build_proxy(processed, shape_prior=self.shape_prior)
         depth = render_proxy_depth(proxy, cam)
         proxy_mask = depth > 0
         view_mask = view[..., 3] > 0.5 if view.shape[-1] == 4 else np.ones((h, w), dtype=bool)

@@ -1,531 +1,40 @@
-"""Classic (weight-free) multiview stage: a proxy 3D shape from the input silhouette.
+"""Classic (weight-free) multiview stage: the proxy shape rendered from each camera.
 
-The processed photo (square RGBA, object centred) is the view from camera 0 (elevation 30°,
-azimuth 0°, distance 1.5, SyncDreamer intrinsics; docs/architecture.md, "Cameras"). From it we build a *proxy*:
-
-1. **Visual hull under rotational similarity** – the input silhouette is assumed to be what the
-   object also looks like from ``hull_azimuths`` other azimuths around the world Z axis; a voxel
-   is inside when it projects inside the silhouette from all of them. The field is continuous
-   (min over azimuths of the silhouette's signed distance, converted to scene units), so the
-   marching-cubes surface is sub-voxel accurate.
-   **Or a vertical prism** (:mod:`glimpse3d.pipeline.prism`): when that hull cannot explain the
-   silhouette from view 0 (it cuts corners off) and the silhouette has straight vertical sides,
-   the object is read as a cross-section extruded between two heights (boxes, blocks).
-   **Or inflated**: when the silhouette is not mirror-symmetric (a turned or asymmetric
-   object, which cannot look alike from every azimuth), the shape is the view-0 silhouette
-   cone cut by the inflation bound of step 2 alone: no hull, hence nothing to fill back and
-   no fins.
-2. **Inflation bound** – the silhouette inflated along the view-0 rays (half-thickness
-   ``sqrt(2 R d - d²)`` from the distance transform, as a round object would be) limits the
-   depth; parts of the silhouette the hull carves away (handles, asymmetric bits) are filled
-   back from the inflation so view 0 always reproduces the whole input silhouette.
-3. **Colour** – surface points visible from view 0 take the input's colour (projected texture);
-   hidden ones take a blurred, front/back mirrored copy of it. Colours are attached to surface
-   points, so all views are mutually consistent.
-
-The surface (marching cubes) is sampled densely and rendered with a vectorised numpy point
-z-buffer (``np.minimum.at``), with small holes closed. Straight (not premultiplied) RGBA.
+The proxy (:mod:`glimpse3d.pipeline.proxy`) is read from the processed photo's silhouette;
+this module renders it with its projected colours (straight, not premultiplied, RGBA float32
+in [0,1]) at the requested cameras (``w2c`` extrinsics, :mod:`glimpse3d.splat.cameras`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import threading
-from collections import OrderedDict
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-from scipy import ndimage
-from skimage import measure
 
-from glimpse3d.pipeline.prism import fit_prism, prism_field
-from glimpse3d.pipeline.prism import sample_image as _sample
-from glimpse3d.splat.cameras import ELEVATION_DEG, Camera, orbit_camera
+from glimpse3d.pipeline.proxy import (
+    GRID,
+    HULL_AZIMUTHS,
+    SHAPE_PRIORS,
+    Proxy,
+    build_proxy,
+    subdivisions,
+    zbuffer,
+)
+from glimpse3d.splat.cameras import Camera
 
 if TYPE_CHECKING:
     from glimpse3d.config import Settings
 
-BOUND = 0.62  # half-side of the voxel cube (scene units)
-GRID = 96  # voxels per side
-HULL_AZIMUTHS = 16  # azimuths at which the input silhouette is assumed (rotational similarity)
 EDGE_SIGMA = 0.7  # px, feather of the rendered alpha
-INFLATION_MARGIN = 1.15  # the inflation bound is this much looser than a perfect sphere
-SHAPE_PRIORS = ("auto", "rotational", "prism", "inflated")
-# "auto" reads a silhouette that is not mirror-symmetric about its vertical centre line (IoU
-# with its mirror image below this) as "inflated", not rotational: a rotational hull of an
-# asymmetric silhouette shrinks to its common part and needs large view-ray fills, which
-# stick out as fins. Measured after preprocessing: spheres, cylinders, cones, bottles, plates
-# >= 0.99, mugs with their handle 0.89-0.95, a rounded toaster 0.885, a bumpy blob 0.85;
-# turned boxes, furniture, animals, shoes, a teapot: 0.28-0.75
-SYMMETRY_MIN = 0.8
-# "auto" tries the prism prior when the rotational hull misses more than this fraction of the
-# silhouette from view 0 (spheres, cylinders, cones, capsules: < 0.0002; boxes: 0.009-0.08)
-PRISM_MIN_MISSED = 0.005
-
-
-def _fill_bg(rgb: np.ndarray, alpha: np.ndarray, thr: float = 0.05) -> np.ndarray:
-    bg = alpha < thr
-    if not bg.any() or bg.all():
-        return rgb
-    _, (iy, ix) = ndimage.distance_transform_edt(bg, return_indices=True)
-    return rgb[iy, ix]
-
-
-def _bilinear(img: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Sample img (H,W[,C<=4]) float32 at pixel coords u,v (pixel centres at +0.5), clamped at
-    the edges (``cv2.remap``, bilinear). Returns (N[,C]) float32."""
-    n = len(u)
-    cols = 1024
-    rows = max(1, -(-n // cols))
-    mx = np.zeros(rows * cols, dtype=np.float32)
-    my = np.zeros(rows * cols, dtype=np.float32)
-    mx[:n] = u - 0.5
-    my[:n] = v - 0.5
-    out = cv2.remap(np.ascontiguousarray(img, dtype=np.float32), mx.reshape(rows, cols),
-                    my.reshape(rows, cols), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return out.reshape(rows * cols, *img.shape[2:])[:n]
-
-
-def _project(cam: Camera, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Project world points (N,3) -> u, v (pixels) and camera z (float32)."""
-    return _project_mat(cam.w2c[:3], cam, np.asarray(p, dtype=np.float32))
-
-
-@dataclass
-class Proxy:
-    """The proxy shape of one processed image (world units, Z-up, object near the origin).
-
-    ``vertices``/``faces``/``vertex_normals``: the marching-cubes mesh (outward normals).
-    ``points(m)`` gives surface samples (``m²`` per triangle) with normals and RGB colours.
-    """
-
-    key: str
-    vertices: np.ndarray  # (V,3) float32
-    faces: np.ndarray  # (F,3) int32
-    vertex_normals: np.ndarray  # (V,3) float32, outward
-    vertex_colours: np.ndarray  # (V,3) float32 RGB [0,1]
-    rgb_front: np.ndarray = field(repr=False)  # (S,S,3) background-filled input colour
-    rgb_back: np.ndarray = field(repr=False)  # (S,S,3) blurred copy for hidden surfaces
-    depth0: np.ndarray = field(repr=False)  # (s,s) proxy depth from camera 0 (s <= 256)
-    mean_edge: float = 0.0  # mean mesh edge length (scene units)
-    shape: str = "rotational"  # the shape prior the silhouette was read with ("prism", "inflated")
-    # per-vertex weight of the input's colour, smoothed over the mesh (softens the seam
-    # between the seen and the hidden side)
-    vertex_front_weight: np.ndarray | None = field(default=None, repr=False)
-    _samples: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(
-        default_factory=dict, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def points(self, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Surface samples: the centroids of an m x m subdivision of every triangle.
-
-        Returns points (N,3), unit normals (N,3), colours (N,3), all float32.
-        """
-        m = max(1, int(m))
-        with self._lock:
-            if m not in self._samples:
-                self._samples[m] = self._make_points(m)
-            return self._samples[m]
-
-    def _make_points(self, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        pts, nrm, floor = _geometry_points(self, m, self.vertex_front_weight)
-        return pts, nrm, self._colour(pts, nrm, floor).astype(np.float32)
-
-    def _colour(self, pts: np.ndarray, nrm: np.ndarray, floor: np.ndarray | None = None
-                ) -> np.ndarray:
-        return colour_points(pts, nrm, self.rgb_front, self.rgb_back, self.depth0,
-                             self.mean_edge, floor)
-
-
-def front_weight(pts: np.ndarray, nrm: np.ndarray, depth0: np.ndarray, size: int, tol: float
-                 ) -> np.ndarray:
-    """Weight in [0,1] of the input's colour for surface points: 1 where seen squarely from
-    view 0, fading to 0 at grazing angles, 0 where hidden (behind the view-0 depth)."""
-    cam0 = orbit_camera(ELEVATION_DEG, 0.0, size=size)
-    u, v, z = _project(cam0, pts)
-    k = depth0.shape[0] / size
-    ui = np.clip((u * k).astype(np.int64), 0, depth0.shape[1] - 1)
-    vi = np.clip((v * k).astype(np.int64), 0, depth0.shape[0] - 1)
-    zmax = ndimage.maximum_filter(np.where(depth0 > 0, depth0, np.inf), size=3)
-    visible = z <= zmax[vi, ui] + max(2.0 * tol, 0.02)
-    to_cam = cam0.center[None, :].astype(np.float32) - pts
-    to_cam /= np.linalg.norm(to_cam, axis=1, keepdims=True)
-    facing = np.sum(nrm * to_cam, axis=1)
-    t = np.clip((facing - 0.02) / 0.12, 0.0, 1.0)
-    return ((t * t * (3 - 2 * t)) * visible).astype(np.float32)
-
-
-def colour_points(pts: np.ndarray, nrm: np.ndarray, rgb_front: np.ndarray, rgb_back: np.ndarray,
-                  depth0: np.ndarray, tol: float, floor: np.ndarray | None = None) -> np.ndarray:
-    """RGB (N,3) of surface points (N,3) with outward normals (N,3).
-
-    Points seen from view 0 take the input's colour at their projection (projected texture);
-    the others take the blurred input at the front/back mirror image of the point (x -> -x,
-    i.e. the matching point on the visible side), so the hidden side keeps the front's colours
-    and brightness without copying its details. The two are blended by :func:`front_weight`
-    (raised to ``floor`` where given: the mesh-smoothed weight, which softens the seam).
-    """
-    size = rgb_front.shape[0]
-    cam0 = orbit_camera(ELEVATION_DEG, 0.0, size=size)
-    w = front_weight(pts, nrm, depth0, size, tol)
-    if floor is not None:
-        w = np.maximum(w, floor)
-    u, v, _ = _project(cam0, pts)
-    front = _bilinear(rgb_front, u, v)
-    mirrored = pts * np.array([-1.0, 1.0, 1.0], dtype=pts.dtype)
-    ub, vb, _ = _project(cam0, mirrored)
-    back = _bilinear(rgb_back, ub, vb)
-    return w[:, None] * front + (1 - w[:, None]) * back
-
-
-def _smooth_on_mesh(values: np.ndarray, faces: np.ndarray, iterations: int = 40) -> np.ndarray:
-    """Diffuse per-vertex values over the mesh (neighbour averaging)."""
-    from scipy.sparse import coo_matrix, diags
-
-    n = len(values)
-    rows = np.concatenate([faces[:, 0], faces[:, 1], faces[:, 2], faces[:, 1], faces[:, 2], faces[:, 0]])
-    cols = np.concatenate([faces[:, 1], faces[:, 2], faces[:, 0], faces[:, 0], faces[:, 1], faces[:, 2]])
-    adj = coo_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(n, n)).tocsr()
-    deg = np.asarray(adj.sum(axis=1)).ravel()
-    walk = diags(1.0 / np.maximum(deg, 1.0)) @ adj
-    out = values.astype(np.float32)
-    for _ in range(iterations):
-        out = 0.5 * out + 0.5 * (walk @ out)
-    return out.astype(np.float32)
-
-
-_CACHE: OrderedDict[str, Proxy] = OrderedDict()
-_CACHE_LOCK = threading.Lock()
-_CACHE_SIZE = 2
-
-
-def _key(processed: np.ndarray, params: tuple) -> str:
-    h = hashlib.sha1(np.ascontiguousarray(processed).view(np.uint8).tobytes())
-    h.update(repr((processed.shape, str(processed.dtype), params)).encode())
-    return h.hexdigest()
-
-
-def build_proxy(processed: np.ndarray, *, grid: int = GRID, hull_azimuths: int = HULL_AZIMUTHS,
-                inflation: bool = False, shape_prior: str = "auto") -> Proxy:
-    """Proxy shape + colours of a processed RGBA image (S,S,4) seen from camera 0.
-
-    Cached by the content hash of ``processed`` (and the parameters), so the depth stage reuses
-    the multiview stage's proxy. Raises ``ValueError`` on an empty silhouette.
-    """
-    processed = np.asarray(processed)
-    if processed.dtype == np.uint8:
-        processed = processed.astype(np.float32) / 255.0
-    processed = processed.astype(np.float32, copy=False)
-    if processed.ndim != 3 or processed.shape[2] != 4 or processed.shape[0] != processed.shape[1]:
-        raise ValueError(f"processed must be a square RGBA (S,S,4) array, got {processed.shape}")
-    key = _key(processed, (grid, hull_azimuths, inflation, shape_prior))
-    with _CACHE_LOCK:
-        if key in _CACHE:
-            _CACHE.move_to_end(key)
-            return _CACHE[key]
-    proxy = _build(processed, key, grid, hull_azimuths, inflation, shape_prior)
-    with _CACHE_LOCK:
-        _CACHE[key] = proxy
-        while len(_CACHE) > _CACHE_SIZE:
-            _CACHE.popitem(last=False)
-    return proxy
-
-
-def _signed_distance(mask: np.ndarray) -> np.ndarray:
-    """Signed distance to the silhouette boundary in pixels (positive inside)."""
-    inside = ndimage.distance_transform_edt(mask)
-    outside = ndimage.distance_transform_edt(~mask)
-    return (inside - outside - 0.5 * np.sign(inside - outside)).astype(np.float32)
-
-
-def _project_mat(w2c: np.ndarray, cam: Camera, p: np.ndarray
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Project points (N,3) float32 with a 3x4 world-to-camera matrix and ``cam``'s intrinsics."""
-    r = w2c.astype(np.float32)
-    x = p @ r[0, :3] + r[0, 3]
-    y = p @ r[1, :3] + r[1, 3]
-    z = p @ r[2, :3] + r[2, 3]
-    zs = np.maximum(z, 1e-6)
-    return np.float32(cam.fx) * x / zs + np.float32(cam.cx), np.float32(cam.fy) * y / zs + np.float32(cam.cy), z
-
-
-def _rz(deg: float) -> np.ndarray:
-    c, s = np.cos(np.radians(deg)), np.sin(np.radians(deg))
-    m = np.eye(4)
-    m[:2, :2] = [[c, -s], [s, c]]
-    return m
-
-
-def proxy_field(alpha: np.ndarray, *, grid: int = GRID, hull_azimuths: int = HULL_AZIMUTHS,
-                inflation: bool = False, shape_prior: str = "auto"
-                ) -> tuple[np.ndarray, np.ndarray, str]:
-    """Occupancy field (grid³, positive inside, scene units, clamped to a few voxels around the
-    surface), the voxel-centre axis (grid,) and the shape prior used (``rotational``/``prism``).
-
-    ``alpha`` (S,S) is the processed mask seen from camera 0 at size S. The hull value of a
-    voxel is the minimum over the azimuths of the silhouette's signed distance at its
-    projection (camera 0 composed with a rotation about Z), converted to scene units.
-    ``shape_prior``: ``"rotational"`` (that hull), ``"prism"`` (the extrusion of
-    :mod:`glimpse3d.pipeline.prism`, cut by the view-0 silhouette cone), ``"inflated"`` (the
-    silhouette cone cut by the inflation bound) or ``"auto"`` (the prism where the silhouette
-    reads as one, see :attr:`~glimpse3d.pipeline.prism.PrismFit.plausible`; else inflated
-    when :func:`mirror_symmetry` is below ``SYMMETRY_MIN``; else rotational).
-    """
-    if shape_prior not in SHAPE_PRIORS:
-        raise ValueError(f"shape_prior must be one of {SHAPE_PRIORS}, got {shape_prior!r}")
-    size = alpha.shape[0]
-    cam0 = orbit_camera(ELEVATION_DEG, 0.0, size=size)
-    mask = alpha > 0.5
-    if not mask.any():
-        raise ValueError("empty silhouette")
-    sd = _signed_distance(mask)
-    axis = np.linspace(-BOUND, BOUND, grid, dtype=np.float32)
-    gx, gy, gz = np.meshgrid(axis, axis, axis, indexing="ij")
-    pts = np.stack([gx.ravel(), gy.ravel(), gz.ravel()], axis=1)
-    px_to_world = cam0.distance / cam0.fx
-    voxel = float(axis[1] - axis[0])
-    margin_px = 4.0 * voxel / px_to_world  # field values below -4 voxels are clamped
-    # 1. visual hull: the silhouette repeated at hull_azimuths azimuths around Z; voxels
-    #    already well outside are dropped from later azimuths
-    u0, v0, z0 = _project_mat(cam0.w2c[:3], cam0, pts)
-    cone0 = np.maximum(_sample(sd, u0, v0, -margin_px), -margin_px)  # view-0 silhouette cone
-    hull = cone0.copy()
-    used = "rotational"
-    if shape_prior not in ("prism", "inflated"):
-        active = np.nonzero(hull > -margin_px)[0]
-        n_az = max(1, hull_azimuths)
-        for k in range(1, n_az):
-            w2c = (cam0.w2c @ _rz(-360.0 * k / n_az))[:3]
-            u, v, _ = _project_mat(w2c, cam0, pts[active])
-            val = _sample(sd, u, v, -margin_px)
-            hull[active] = np.minimum(hull[active], val)
-            active = active[hull[active] > -margin_px]
-    # 1b. the prism prior instead, where the rotational hull cannot explain the silhouette
-    #     (it misses some of it from view 0: corners) and the silhouette reads as a prism
-    covered = None  # view-0 coverage of ``hull``, reused by step 3 while the hull stands
-    if shape_prior == "auto":
-        covered = _coverage0(hull.reshape(grid, grid, grid), axis, cam0, size)
-    if shape_prior == "prism" or (
-            covered is not None and (mask & ~covered).sum() > PRISM_MIN_MISSED * mask.sum()):
-        fit = fit_prism(alpha, cam0, z_limit=BOUND)
-        if fit is not None and (shape_prior == "prism" or fit.plausible):
-            prism = prism_field(sd, cam0, fit, axis).ravel() / px_to_world  # px, like ``sd``
-            hull = np.maximum(np.minimum(cone0, prism), -margin_px)
-            used, covered = "prism", None
-    hull = np.maximum(hull, -margin_px) * px_to_world
-    # 2. inflation along the view-0 rays: half-thickness sqrt(2Rd - d^2) around the chord
-    #    midpoints of a ball at the origin (a disc inflates to a ball, a band to a cylinder)
-    def inflated(sel: np.ndarray) -> np.ndarray:
-        u, v, z = u0[sel], v0[sel], z0[sel]
-        d_in = np.maximum(_sample(sd, u, v, 0.0), 0.0)
-        r_max = float(sd.max())
-        half = np.sqrt(np.maximum(2 * r_max * d_in - d_in**2, 0.0)) * px_to_world * INFLATION_MARGIN
-        cos2 = 1.0 / (1.0 + ((u - cam0.cx) / cam0.fx) ** 2 + ((v - cam0.cy) / cam0.fy) ** 2)
-        inf = half - np.abs(z - cam0.distance * cos2)
-        return np.minimum(inf, _sample(sd, u, v, -margin_px) * px_to_world).astype(np.float32)
-
-    field_ = hull
-    if shape_prior == "inflated" or (
-            shape_prior == "auto" and used == "rotational" and mirror_symmetry(mask) < SYMMETRY_MIN):
-        field_ = np.minimum(cone0 * px_to_world, inflated(np.arange(len(pts))))
-        used, covered = "inflated", None
-    elif inflation:
-        field_ = np.minimum(hull, inflated(np.arange(len(pts))))
-        covered = None
-    # 3. silhouette pixels the shape misses from view 0 (parts that are not alike around the
-    #    axis, e.g. a handle) are filled back from the inflation alone
-    if covered is None:
-        covered = _coverage0(field_.reshape(grid, grid, grid), axis, cam0, size)
-    missing = mask & ~covered
-    if missing.sum() > 0.002 * mask.sum():
-        region = ndimage.binary_dilation(missing, iterations=2) & mask
-        sd_miss = _signed_distance(region)
-        sel = np.nonzero(_sample(sd_miss, u0, v0, -margin_px) > -margin_px)[0]
-        miss = _sample(sd_miss, u0[sel], v0[sel], -margin_px) * px_to_world
-        field_ = field_.copy()
-        field_[sel] = np.maximum(field_[sel], np.minimum(inflated(sel), miss))
-    lim = margin_px * px_to_world
-    return np.clip(field_, -lim, lim).reshape(grid, grid, grid), axis, used
-
-
-def mirror_symmetry(mask: np.ndarray) -> float:
-    """IoU (in [0,1]) of a boolean silhouette (H,W) with its mirror image about the vertical
-    line through its bounding box's centre (1 = left-right symmetric)."""
-    xs = np.nonzero(mask.any(axis=0))[0]
-    if len(xs) == 0:
-        return 1.0
-    shift = int(xs.min() + xs.max() + 1 - mask.shape[1])
-    mirrored = np.roll(mask[:, ::-1], shift, axis=1)
-    union = (mask | mirrored).sum()
-    return float((mask & mirrored).sum() / union) if union else 1.0
-
-
-def _coverage0(field_: np.ndarray, axis: np.ndarray, cam0: Camera, size: int) -> np.ndarray:
-    """Which pixels of camera 0 see occupied voxels (voxels splatted with a small footprint)."""
-    occ = field_ > 0
-    idx = np.argwhere(occ)
-    cov = np.zeros((size, size), dtype=bool)
-    if len(idx) == 0:
-        return cov
-    pts = axis[idx]
-    u, v, _ = _project(cam0, pts)
-    ui = np.clip(u.astype(np.int64), 0, size - 1)
-    vi = np.clip(v.astype(np.int64), 0, size - 1)
-    cov[vi, ui] = True
-    voxel_px = (axis[1] - axis[0]) * cam0.fx / (cam0.distance - BOUND)
-    r = int(np.ceil(voxel_px / 2 + 1))
-    return ndimage.binary_dilation(cov, iterations=r)
-
-
-def _build(processed: np.ndarray, key: str, grid: int, hull_azimuths: int,
-           inflation: bool, shape_prior: str) -> Proxy:
-    size = processed.shape[0]
-    alpha = processed[..., 3]
-    field_, axis, shape = proxy_field(alpha, grid=grid, hull_azimuths=hull_azimuths, inflation=inflation,
-                               shape_prior=shape_prior)
-    # light smoothing removes voxel steps; pad so the surface is closed
-    field_ = ndimage.gaussian_filter(field_, 0.6)
-    padded = np.pad(field_, 1, constant_values=-1.0)
-    if padded.max() <= 0:
-        raise ValueError("the proxy is empty (silhouette too small?)")
-    step = float(axis[1] - axis[0])
-    verts, faces, normals, _ = measure.marching_cubes(padded, level=0.0, spacing=(step,) * 3)
-    verts = (verts - step + axis[0]).astype(np.float32)
-    # gradient_direction="descent": normals point to lower field values, i.e. outwards here;
-    # checked against the centroid in case of a degenerate field
-    if np.mean(np.sum((verts - verts.mean(axis=0)) * normals, axis=1)) < 0:
-        normals = -normals
-    verts, faces, normals = _largest_mesh_component(verts, faces.astype(np.int64), normals)
-    edges = np.linalg.norm(verts[faces] - verts[np.roll(faces, 1, axis=1)], axis=2)
-    rgb = processed[..., :3]
-    rgb_front = _fill_bg(rgb, alpha).astype(np.float32)
-    sigma = max(1.0, size / 48)
-    rgb_back = cv2.GaussianBlur(rgb_front, (0, 0), sigma)
-    # depth of the proxy from camera 0 at the input size (for visibility of surface points)
-    tmp = Proxy(key, verts, faces.astype(np.int32), normals.astype(np.float32),
-                np.zeros_like(verts), rgb_front, rgb_back, np.zeros((size, size), np.float32),
-                float(edges.mean()), shape=shape)
-    cam0 = orbit_camera(ELEVATION_DEG, 0.0, size=min(size, 256))
-    pts, nrm, _ = _geometry_points(tmp, _subdivisions(tmp, cam0))
-    depth0, _ = _zbuffer(pts, nrm, None, cam0)
-    tmp.depth0 = depth0
-    w_v = front_weight(verts, normals.astype(np.float32), depth0, size, tmp.mean_edge)
-    tmp.vertex_front_weight = _smooth_on_mesh(w_v, tmp.faces)
-    tmp.vertex_colours = tmp._colour(verts, normals, tmp.vertex_front_weight).astype(np.float32)
-    return tmp
-
-
-def _largest_mesh_component(verts: np.ndarray, faces: np.ndarray, normals: np.ndarray
-                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Drop tiny disconnected pieces (keep components with >= 5% of the largest's faces)."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    n = len(verts)
-    rows = np.concatenate([faces[:, 0], faces[:, 1], faces[:, 2]])
-    cols = np.concatenate([faces[:, 1], faces[:, 2], faces[:, 0]])
-    graph = coo_matrix((np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=(n, n))
-    ncomp, labels = connected_components(graph, directed=False)
-    if ncomp <= 1:
-        return verts, faces, normals
-    face_lab = labels[faces[:, 0]]
-    counts = np.bincount(face_lab, minlength=ncomp)
-    keep_lab = counts >= 0.05 * counts.max()
-    keep_f = keep_lab[face_lab]
-    faces = faces[keep_f]
-    used = np.zeros(n, dtype=bool)
-    used[faces.ravel()] = True
-    remap = -np.ones(n, dtype=np.int64)
-    remap[used] = np.arange(used.sum())
-    return verts[used], remap[faces], normals[used]
-
-
-def _geometry_points(proxy: Proxy, m: int, attr: np.ndarray | None = None
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Surface samples without colours: centroids of an m x m subdivision of each triangle.
-
-    Returns points (N,3), unit normals (N,3) (float32) and, when a per-vertex ``attr`` (V,) is
-    given, its barycentric interpolation (N,).
-    """
-    bary = []
-    for i in range(m):
-        for j in range(m - i):
-            bary.append(((i + 1 / 3) / m, (j + 1 / 3) / m))  # upright sub-triangles
-            if i + j < m - 1:
-                bary.append(((i + 2 / 3) / m, (j + 2 / 3) / m))  # inverted ones
-    b = np.asarray(bary, dtype=np.float32)
-    w = np.stack([b[:, 0], b[:, 1], 1 - b[:, 0] - b[:, 1]], axis=1)  # (P,3)
-    pts = np.matmul(w[None], proxy.vertices[proxy.faces]).reshape(-1, 3)
-    nrm = np.matmul(w[None], proxy.vertex_normals[proxy.faces]).reshape(-1, 3)
-    nrm /= np.maximum(np.sqrt(np.einsum("ij,ij->i", nrm, nrm))[:, None], 1e-9)
-    extra = None
-    if attr is not None:
-        extra = np.matmul(attr[proxy.faces].astype(np.float32), w.T).reshape(-1)
-    return pts.astype(np.float32), nrm.astype(np.float32), extra
-
-
-def _subdivisions(proxy: Proxy, camera: Camera, spacing_px: float = 0.8) -> int:
-    """Triangle subdivision so neighbouring samples are ~``spacing_px`` apart on screen
-    (for the near half of the object; the rare gaps left are closed by ``_close_holes``)."""
-    z_near = max(0.2, float(np.linalg.norm(camera.center)) - 0.3)
-    edge_px = proxy.mean_edge * max(camera.fx, camera.fy) / z_near
-    return int(np.clip(np.ceil(edge_px / spacing_px), 1, 16))
-
-
-def _zbuffer(pts: np.ndarray, nrm: np.ndarray, col: np.ndarray | None, camera: Camera
-             ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Point z-buffer: depth (H,W) float32 (0 = empty) and colour (H,W,3) if ``col`` given.
-
-    Back-facing points are culled; pixels missed between samples (at most a few, inside the
-    surface) are closed from their neighbours.
-    """
-    w, h = camera.width, camera.height
-    front = nrm @ camera.center.astype(np.float32) > np.einsum("ij,ij->i", nrm, pts)
-    p = pts[front]
-    u, v, z = _project(camera, p)
-    ui, vi = np.floor(u).astype(np.int64), np.floor(v).astype(np.int64)
-    ok = (ui >= 0) & (ui < w) & (vi >= 0) & (vi < h) & (z > 1e-3)
-    idx = vi[ok] * w + ui[ok]
-    zz = z[ok].astype(np.float32)
-    zbuf = np.full(h * w, np.inf, dtype=np.float32)
-    np.minimum.at(zbuf, idx, zz)
-    rgb = None
-    if col is not None:
-        win = zz <= zbuf[idx]
-        rgb = np.zeros((h * w, 3), dtype=np.float32)
-        rgb[idx[win]] = col[front][ok][win]
-        rgb = rgb.reshape(h, w, 3)
-    depth = np.where(np.isfinite(zbuf), zbuf, 0.0).reshape(h, w).astype(np.float32)
-    return _close_holes(depth, rgb)
-
-
-def _close_holes(depth: np.ndarray, rgb: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
-    """Fill empty pixels with >= 5 covered 8-neighbours (sampling gaps) from their mean."""
-    cov = (depth > 0).astype(np.float32)
-    k = np.ones((3, 3), np.float32)
-    k[1, 1] = 0
-    n = cv2.filter2D(cov, -1, k, borderType=cv2.BORDER_CONSTANT)
-    holes = (cov == 0) & (n >= 5)
-    if not holes.any():
-        return depth, rgb
-    dsum = cv2.filter2D(depth, -1, k, borderType=cv2.BORDER_CONSTANT)
-    depth = depth.copy()
-    depth[holes] = dsum[holes] / n[holes]
-    if rgb is not None:
-        csum = cv2.filter2D(rgb * cov[..., None], -1, k, borderType=cv2.BORDER_CONSTANT)
-        rgb = rgb.copy()
-        rgb[holes] = csum[holes] / n[holes][:, None]
-    return depth, rgb
 
 
 def render_proxy(proxy: Proxy, camera: Camera) -> tuple[np.ndarray, np.ndarray]:
     """Render the proxy: straight-colour RGBA (H,W,4) float32 and camera z depth (H,W) float32
     (0 where there is no object)."""
-    m = _subdivisions(proxy, camera)
+    m = subdivisions(proxy, camera)
     pts, nrm, col = proxy.points(m)
-    depth, rgb = _zbuffer(pts, nrm, col, camera)
+    depth, rgb = zbuffer(pts, nrm, col, camera)
     assert rgb is not None
     cov = (depth > 0).astype(np.float32)
     # anti-aliased edge: a half-pixel feather (the 0.5 level stays on the covered pixels)
@@ -543,23 +52,15 @@ def render_proxy(proxy: Proxy, camera: Camera) -> tuple[np.ndarray, np.ndarray]:
             rgb[ring] = csum[ring] / np.maximum(n[ring], 1.0)[:, None]
     return np.concatenate([rgb, alpha[..., None]], axis=-1).astype(np.float32), depth
 
-
-def render_proxy_depth(proxy: Proxy, camera: Camera) -> np.ndarray:
-    """Camera-space depth z (H,W) float32 of the proxy, 0 where there is no object."""
-    m = _subdivisions(proxy, camera)
-    pts, nrm, _ = proxy.points(m)
-    depth, _ = _zbuffer(pts, nrm, None, camera)
-    return depth
-
-
 class ClassicMultiview:
     """Weight-free multiview generator: renders the silhouette proxy from each camera.
 
     ``shape_prior``: how the proxy reads the silhouette (``auto`` | ``rotational`` |
-    ``prism``; see :func:`proxy_field`).
+    ``prism`` | ``inflated``; see :func:`glimpse3d.pipeline.proxy.proxy_field`).
     """
 
     name = "classic"
+    uses_proxy = True  # the runner passes the run's proxy to ``generate``
 
     def __init__(self, grid: int = GRID, hull_azimuths: int = HULL_AZIMUTHS,
                  shape_prior: str = "auto") -> None:
@@ -573,12 +74,18 @@ class ClassicMultiview:
     def from_settings(cls, settings: Settings | None = None) -> ClassicMultiview:
         return cls(shape_prior=settings.proxy_shape if settings is not None else "auto")
 
-    def generate(self, processed: np.ndarray, cameras: list[Camera], seed: int = 0
-                 ) -> list[np.ndarray]:
+    def build_proxy(self, processed: np.ndarray) -> Proxy:
+        """The proxy of ``processed`` with this backend's grid and shape prior."""
+        return build_proxy(processed, grid=self.grid, hull_azimuths=self.hull_azimuths,
+                           shape_prior=self.shape_prior)
+
+    def generate(self, processed: np.ndarray, cameras: list[Camera], seed: int = 0,
+                 proxy: Proxy | None = None) -> list[np.ndarray]:
         """processed RGBA (S,S,4) float [0,1] -> one RGBA float32 (H,W,4) per camera.
 
-        Deterministic (``seed`` is accepted for the interface and unused).
+        ``proxy``: the proxy of ``processed`` built already (the runner's); built here when
+        None. Deterministic (``seed`` is accepted for the interface and unused).
         """
-        proxy = build_proxy(processed, grid=self.grid, hull_azimuths=self.hull_azimuths,
-                            shape_prior=self.shape_prior)
+        if proxy is None:
+            proxy = self.build_proxy(processed)
         return [render_proxy(proxy, cam)[0] for cam in cameras]

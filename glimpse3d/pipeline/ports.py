@@ -55,6 +55,14 @@ class DepthResult:
     confidence: float  # in [0,1]
 
 
+class ShapeProxy(Protocol):
+    """A 3D shape of the object built once per run from the processed photo (the classic
+    proxy, ``glimpse3d.pipeline.proxy.Proxy``) and passed to the stages that use it."""
+
+    def depth(self, camera: Camera) -> np.ndarray:
+        """Camera-space depth z (H,W) float32 seen by ``camera`` (its size), 0 = no object."""
+
+
 class Segmenter(Protocol):
     name: str
 
@@ -69,6 +77,8 @@ class MultiviewGenerator(Protocol):
     ``fixed_cameras(settings, size) -> list[Camera]`` (a classmethod, no weights loaded);
     the runner then asks for exactly those cameras and records them with the views, and
     depth and reconstruction use them. Without it the 16 SyncDreamer cameras are used.
+    A backend that renders the run's shape proxy sets ``uses_proxy = True``; the runner then
+    passes it as ``generate(..., proxy=...)`` (the classic backend's ``Proxy``).
     """
 
     name: str
@@ -80,12 +90,21 @@ class MultiviewGenerator(Protocol):
 
 
 class DepthEstimator(Protocol):
+    """Depth of the generated views. ``uses_proxy`` says whether this backend needs the run's
+    shape proxy; the runner then builds it (once per run) and passes it as ``proxy``."""
+
     name: str
+    uses_proxy: bool
 
     def estimate(
-        self, view_rgba: np.ndarray, camera: Camera, processed: np.ndarray
+        self,
+        view_rgba: np.ndarray,
+        camera: Camera,
+        processed: np.ndarray,
+        proxy: ShapeProxy | None = None,
     ) -> DepthResult:
-        """Depth of one generated view seen by ``camera``; ``processed`` is the input photo."""
+        """Depth of one generated view seen by ``camera``; ``processed`` is the input photo,
+        ``proxy`` the run's shape proxy (None when the backend does not use it)."""
 
 
 class Enhancer(Protocol):

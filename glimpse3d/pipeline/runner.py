@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
@@ -42,6 +42,9 @@ from glimpse3d.splat.cameras import Camera, camera_from_record, camera_record
 from glimpse3d.splat.images import load_rgba, rgba_png_bytes
 from glimpse3d.splat.mesh_asset import MeshOptions
 from glimpse3d.storage.base import guess_content_type, keys
+
+if TYPE_CHECKING:
+    from glimpse3d.pipeline.proxy import Proxy
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +66,13 @@ class ProgressEvent:
 
 @dataclass
 class _Run:
-    """Per-call bookkeeping: stage wall times for the report."""
+    """Per-call bookkeeping: stage wall times for the report, and the run's shape proxy
+    (built at most once per run, from ``proxy_of``: the project id and its processed image)."""
 
     timings: dict[str, float] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
+    proxy: Proxy | None = None
+    proxy_of: tuple[str, np.ndarray] | None = None
 
 
 class PipelineRunner:
@@ -342,6 +348,22 @@ class PipelineRunner:
         project = self.repo.get_project(pid)
         return load_rgba(self.storage.get_bytes(PROCESSED, project["processed_image_key"]))
 
+    def _proxy(self, pid: str, processed: np.ndarray) -> Proxy | None:
+        """The run's shape proxy of the project's processed image (``settings.proxy_shape``),
+        built on first use (also when resuming after the multiview stage) and reused by the
+        later stages of the run. None when the silhouette gives no proxy (a classic backend
+        then raises its own error)."""
+        from glimpse3d.pipeline.proxy import build_proxy
+
+        built = self.run.proxy_of
+        if built is None or built[0] != pid or not np.array_equal(built[1], processed):
+            try:
+                self.run.proxy = build_proxy(processed, shape_prior=self.settings.proxy_shape)
+            except ValueError:
+                self.run.proxy = None
+            self.run.proxy_of = (pid, processed)
+        return self.run.proxy
+
     def _stage_multiview(self, pid: str) -> None:
         # the backend's cameras (its fixed views, or the 16 SyncDreamer ones), no weights loaded
         cameras = multiview_cameras(self.settings, self._overrides(pid))
@@ -361,7 +383,8 @@ class PipelineRunner:
             processed = self._load_processed(pid)
             backend = load_backend("multiview", self.settings, self._overrides(pid))
             start = time.perf_counter()
-            images = backend.generate(processed, cameras, seed=self._seed(pid))
+            extra = {"proxy": self._proxy(pid, processed)} if getattr(backend, "uses_proxy", False) else {}
+            images = backend.generate(processed, cameras, seed=self._seed(pid), **extra)
             per_view = (time.perf_counter() - start) / max(len(images), 1)
             if len(images) != n:
                 raise RuntimeError(f"multiview backend returned {len(images)} views, expected {n}")
@@ -390,8 +413,9 @@ class PipelineRunner:
             processed = self._load_processed(pid)
             views = self._load_views(pid)
             backend = load_backend("depth", self.settings, self._overrides(pid))
+            proxy = self._proxy(pid, processed) if getattr(backend, "uses_proxy", False) else None
             for k, (view, cam) in enumerate(zip(views, cameras, strict=True)):
-                result = backend.estimate(view, cam, processed)
+                result = backend.estimate(view, cam, processed, proxy=proxy)
                 depth = np.asarray(result.depth, dtype=np.float32)
                 buf = io.BytesIO()
                 np.save(buf, depth)

@@ -9,6 +9,8 @@ from glimpse3d.errors import UserError
 from glimpse3d.learned.common import MissingWeightsError
 from glimpse3d.learned.depth import TransformersDepth, fit_metric_depth, proxy_depth
 from glimpse3d.pipeline.backends import DepthResult, load_backend
+from glimpse3d.pipeline.proxy import build_proxy
+from glimpse3d.pipeline.runner import PipelineRunner
 from glimpse3d.splat.cameras import orbit_camera, syncdreamer_cameras
 
 
@@ -66,7 +68,9 @@ def test_backend_from_tiny_checkpoint(arch, tiny_dir, make_settings, object_rgba
     assert isinstance(backend, TransformersDepth) and backend.name == "transformers"
     assert backend.inverse  # relative checkpoints predict disparity
     cam = syncdreamer_cameras(64)[2]
-    res = backend.estimate(object_rgba, cam, object_rgba)
+    assert backend.uses_proxy  # the runner passes its proxy in the default alignment
+    shape = build_proxy(object_rgba)  # the run's proxy, as the runner builds it
+    res = backend.estimate(object_rgba, cam, object_rgba, proxy=shape)
     assert isinstance(res, DepthResult)
     assert res.depth.shape == (64, 64) and res.depth.dtype == np.float32
     fg = object_rgba[..., 3] > 0.5
@@ -80,7 +84,7 @@ def test_backend_from_tiny_checkpoint(arch, tiny_dir, make_settings, object_rgba
     assert load_backend("depth", settings) is backend
     # default alignment: the classic proxy rendered from the same camera (known answer)
     assert backend.align == "proxy"
-    proxy = proxy_depth(object_rgba, cam)
+    proxy = proxy_depth(shape, cam)
     assert proxy is not None and proxy.max() > 0
     pred = backend.predict(object_rgba[..., :3] * object_rgba[..., 3:] + 1 - object_rgba[..., 3:])
     expected = fit_metric_depth(pred, object_rgba[..., 3], cam, reference=proxy)
@@ -88,7 +92,7 @@ def test_backend_from_tiny_checkpoint(arch, tiny_dir, make_settings, object_rgba
     assert res.confidence == pytest.approx(expected.confidence)
     # an explicit reference depth wins
     z, _ = _sphere_depth(cam)
-    aligned = backend.estimate(object_rgba, cam, object_rgba, reference_depth=z)
+    aligned = backend.estimate(object_rgba, cam, object_rgba, proxy=shape, reference_depth=z)
     assert aligned.depth.shape == (64, 64) and (aligned.depth[~fg] == 0).all()
     ref_fit = fit_metric_depth(pred, object_rgba[..., 3], cam, reference=z)
     np.testing.assert_allclose(aligned.depth, ref_fit.depth, rtol=1e-5, atol=1e-6)
@@ -100,6 +104,7 @@ def test_silhouette_alignment_setting(tiny_dir, make_settings, object_rgba, monk
         depth_backend="transformers", depth_model=str(tiny_dir("dpt")), device="cpu"))
     assert backend.align == "silhouette"
     cam = syncdreamer_cameras(64)[4]
+    assert not backend.uses_proxy
     res = backend.estimate(object_rgba, cam, object_rgba)
     pred = backend.predict(object_rgba[..., :3] * object_rgba[..., 3:] + 1 - object_rgba[..., 3:])
     expected = fit_metric_depth(pred, object_rgba[..., 3], cam)
@@ -118,13 +123,19 @@ def test_silhouette_alignment_setting(tiny_dir, make_settings, object_rgba, monk
             depth_backend="transformers", depth_model=str(tiny_dir("dpt")), device="cpu"))
 
 
-def test_proxy_shape_setting_reaches_the_alignment(tiny_dir, make_settings):
-    def backend(**kw):
-        return load_backend("depth", make_settings(
-            depth_backend="transformers", depth_model=str(tiny_dir("dpt")), device="cpu", **kw))
+def test_proxy_shape_setting_reaches_the_alignment(tiny_dir, make_settings, object_rgba):
+    def settings(**kw):
+        return make_settings(depth_backend="transformers", depth_model=str(tiny_dir("dpt")),
+                             device="cpu", **kw)
 
+    def backend(**kw):
+        return load_backend("depth", settings(**kw))
+
+    # the alignment proxy is the run's: the runner builds it with ``proxy_shape``
+    runs = {prior: PipelineRunner(None, None, settings(proxy_shape=prior)) for prior in ("auto", "inflated")}
+    shapes = {prior: run._proxy("p", object_rgba).shape for prior, run in runs.items()}
+    assert (shapes["auto"], shapes["inflated"]) == ("rotational", "inflated")
     default, prism = backend(), backend(proxy_shape="prism")
-    assert (default.proxy_shape, prism.proxy_shape) == ("auto", "prism")
     assert prism.model is default.model  # same cached weights, another alignment proxy
 
 

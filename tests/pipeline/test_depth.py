@@ -9,6 +9,7 @@ from glimpse3d.pipeline.backends import DepthResult
 from glimpse3d.pipeline.depth import ClassicDepth, depth_heatmap, depth_stats
 from glimpse3d.pipeline.multiview import ClassicMultiview
 from glimpse3d.pipeline.preprocess import preprocess_image, validate_image
+from glimpse3d.pipeline.proxy import Proxy, build_proxy
 from glimpse3d.splat.cameras import orbit_camera, syncdreamer_cameras
 from glimpse3d.testing import synthetic as S
 
@@ -31,12 +32,18 @@ def sphere() -> tuple[S.SyntheticObject, np.ndarray]:
     return obj, preprocess_image(validate_image(S.png_bytes(photo))).rgba
 
 
+@pytest.fixture(scope="module")
+def sphere_proxy(sphere) -> Proxy:
+    """The proxy of the sphere's processed image, passed to both classic stages (as the runner does)."""
+    return build_proxy(sphere[1])
+
+
 @pytest.mark.parametrize("view", [0, 4, 10])
-def test_depth_of_sphere_matches_analytic(sphere, view: int) -> None:
+def test_depth_of_sphere_matches_analytic(sphere, sphere_proxy, view: int) -> None:
     obj, processed = sphere
     cam = syncdreamer_cameras(256)[view]
-    rgba = ClassicMultiview().generate(processed, [cam])[0]
-    res = ClassicDepth.from_settings(None).estimate(rgba, cam, processed)
+    rgba = ClassicMultiview().generate(processed, [cam], proxy=sphere_proxy)[0]
+    res = ClassicDepth.from_settings(None).estimate(rgba, cam, processed, proxy=sphere_proxy)
     assert isinstance(res, DepthResult)
     assert res.depth.shape == (256, 256) and res.depth.dtype == np.float32
     truth = _sphere_depth(cam, obj.offset, 0.45 * obj.scale)
@@ -52,24 +59,24 @@ def test_depth_of_sphere_matches_analytic(sphere, view: int) -> None:
     assert (res.depth[rgba[..., 3] <= 0.5] == 0).all()  # 0 where there is no object
 
 
-def test_confidence_drops_for_a_view_that_disagrees(sphere) -> None:
+def test_confidence_drops_for_a_view_that_disagrees(sphere, sphere_proxy) -> None:
     _, processed = sphere
     cam = orbit_camera(30.0, 90.0, size=128)
-    view = ClassicMultiview().generate(processed, [cam])[0]
+    view = ClassicMultiview().generate(processed, [cam], proxy=sphere_proxy)[0]
     shifted = np.zeros_like(view)
     shifted[:, 30:] = view[:, :-30]  # a generated view that is 30 px off
-    good = ClassicDepth().estimate(view, cam, processed)
-    bad = ClassicDepth().estimate(shifted, cam, processed)
+    good = ClassicDepth().estimate(view, cam, processed, proxy=sphere_proxy)
+    bad = ClassicDepth().estimate(shifted, cam, processed, proxy=sphere_proxy)
     assert good.confidence > 0.95 > 0.8 > bad.confidence
     # every pixel of the view's own silhouette gets a depth, nothing outside it
     assert np.array_equal(bad.depth > 0, shifted[..., 3] > 0.5)
 
 
-def test_depth_follows_view_size(sphere) -> None:
+def test_depth_follows_view_size(sphere, sphere_proxy) -> None:
     _, processed = sphere
     cam = orbit_camera(30.0, 45.0, size=256)
-    view = ClassicMultiview().generate(processed, [cam.resized(128)])[0]
-    res = ClassicDepth().estimate(view, cam, processed)  # camera rescaled to the view
+    view = ClassicMultiview().generate(processed, [cam.resized(128)], proxy=sphere_proxy)[0]
+    res = ClassicDepth().estimate(view, cam, processed, proxy=sphere_proxy)  # camera rescaled to the view
     assert res.depth.shape == (128, 128)
 
 

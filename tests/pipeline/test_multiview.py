@@ -8,8 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
-from glimpse3d.pipeline.multiview import ClassicMultiview, Proxy, build_proxy, render_proxy
+from glimpse3d.pipeline.multiview import ClassicMultiview, render_proxy
 from glimpse3d.pipeline.preprocess import preprocess_image, validate_image
+from glimpse3d.pipeline.proxy import Proxy, build_proxy
 from glimpse3d.splat.cameras import orbit_camera, syncdreamer_cameras
 from glimpse3d.testing import synthetic as S
 
@@ -34,12 +35,18 @@ def objects() -> dict[str, tuple[S.SyntheticObject, np.ndarray]]:
     return out
 
 
+@pytest.fixture(scope="module")
+def proxies(objects) -> dict[str, Proxy]:
+    """Each object's proxy, built once and passed to the stages (as the runner does)."""
+    return {name: build_proxy(processed) for name, (_, processed) in objects.items()}
+
+
 @pytest.mark.parametrize("name", list(MIN_IOU))
-def test_held_out_silhouette_iou(objects, name: str) -> None:
+def test_held_out_silhouette_iou(objects, proxies, name: str) -> None:
     obj, processed = objects[name]
     cams = syncdreamer_cameras(256)
     chosen = [cams[k] for k in HELD_OUT]
-    views = ClassicMultiview().generate(processed, chosen)
+    views = ClassicMultiview().generate(processed, chosen, proxy=proxies[name])
     ious = [S.silhouette_iou(v[..., 3], S.silhouette(obj, c)) for v, c in zip(views, chosen, strict=True)]
     print(f"{name}: held-out IoU {np.round(ious, 3).tolist()} mean {np.mean(ious):.3f}")
     assert min(ious) >= MIN_IOU[name]
@@ -54,9 +61,10 @@ def _over_white(rgba: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize("name", ["sphere", "mug"])
-def test_view0_reproduces_the_input(objects, name: str) -> None:
+def test_view0_reproduces_the_input(objects, proxies, name: str) -> None:
     _, processed = objects[name]
-    view0 = ClassicMultiview().generate(processed, [orbit_camera(30.0, 0.0, size=256)])[0]
+    view0 = ClassicMultiview().generate(processed, [orbit_camera(30.0, 0.0, size=256)],
+                                        proxy=proxies[name])[0]
     ref = cv2.resize(processed, (256, 256), interpolation=cv2.INTER_AREA)
     iou = S.silhouette_iou(view0[..., 3], ref[..., 3])
     psnr = _psnr(_over_white(view0), _over_white(ref))
@@ -65,14 +73,17 @@ def test_view0_reproduces_the_input(objects, name: str) -> None:
     assert psnr > 22.0
 
 
-def test_sixteen_views_shapes_speed_and_cache(objects) -> None:
+def test_sixteen_views_shapes_speed_and_determinism(objects, proxies) -> None:
     obj, processed = objects["sphere"]
-    proxy = build_proxy(processed)
+    proxy = proxies["sphere"]
     assert isinstance(proxy, Proxy)
-    assert build_proxy(processed.copy()) is proxy  # cached by content
+    # not cached: rebuilt from the same image (as a resumed run does) it is the same shape
+    again = build_proxy(processed.copy())
+    assert again is not proxy and np.array_equal(again.vertices, proxy.vertices)
+    assert np.array_equal(again.vertex_colours, proxy.vertex_colours)
     cams = syncdreamer_cameras(256)
     t0 = time.process_time()
-    views = ClassicMultiview.from_settings(None).generate(processed, cams)
+    views = ClassicMultiview.from_settings(None).generate(processed, cams, proxy=proxy)
     cpu = time.process_time() - t0
     print(f"16 views at 256 px: {cpu:.2f} s CPU")
     assert cpu < 12.0  # target <= 3 s on 2 idle cores; generous for a shared machine
@@ -99,9 +110,8 @@ def test_sixteen_views_shapes_speed_and_cache(objects) -> None:
     assert mae < 0.1
 
 
-def test_other_sizes_and_depth(objects) -> None:
-    _, processed = objects["sphere"]
-    proxy = build_proxy(processed)
+def test_other_sizes_and_depth(proxies) -> None:
+    proxy = proxies["sphere"]
     small = orbit_camera(30.0, 45.0, size=128)
     big = orbit_camera(30.0, 45.0, size=384)
     a, da = render_proxy(proxy, small)
@@ -121,7 +131,7 @@ def test_bad_input() -> None:
 
 
 def test_mirror_symmetry_known_answers() -> None:
-    from glimpse3d.pipeline.multiview import mirror_symmetry
+    from glimpse3d.pipeline.proxy import mirror_symmetry
 
     m = np.zeros((10, 12), bool)
     m[2:8, 1:4] = True  # a rectangle anywhere is symmetric about its own centre line
@@ -137,7 +147,7 @@ def test_asymmetric_silhouette_is_read_as_inflated() -> None:
     """An L-shaped silhouette cannot look alike from every azimuth: ``auto`` reads it as the
     inflated silhouette cone (nothing is carved away, so nothing is filled back as a slab),
     and view 0 reproduces it."""
-    from glimpse3d.pipeline.multiview import SYMMETRY_MIN, mirror_symmetry, proxy_field
+    from glimpse3d.pipeline.proxy import SYMMETRY_MIN, mirror_symmetry, proxy_field
 
     size = 128
     alpha = np.zeros((size, size), np.float32)

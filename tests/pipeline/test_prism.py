@@ -6,13 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from glimpse3d.pipeline.multiview import ClassicMultiview, build_proxy, proxy_field
+from glimpse3d.pipeline.multiview import ClassicMultiview
 from glimpse3d.pipeline.prism import (
     fit_prism,
     prism_field,
     project_plane,
     vertical_vanishing_point,
 )
+from glimpse3d.pipeline.proxy import build_proxy, proxy_field
 from glimpse3d.splat.cameras import orbit_camera
 from glimpse3d.testing import synthetic as S
 
@@ -71,7 +72,7 @@ def test_round_objects_do_not_read_as_prisms() -> None:
 
 
 def test_prism_field_inside_and_outside() -> None:
-    from glimpse3d.pipeline.multiview import _signed_distance
+    from glimpse3d.pipeline.proxy import _signed_distance
 
     obj = S.make_box(25.0, (0.3, 0.3, 0.25), name="cube")
     cam = orbit_camera(30.0, 0.0, size=SIZE)
@@ -115,7 +116,7 @@ def test_prism_prior_beats_the_rotational_one_on_a_box() -> None:
     ious = {}
     for prior in ("rotational", "auto"):
         proxy = build_proxy(processed, shape_prior=prior)
-        views = ClassicMultiview(shape_prior=prior).generate(processed, cams)
+        views = ClassicMultiview(shape_prior=prior).generate(processed, cams, proxy=proxy)
         ious[prior] = [S.silhouette_iou(v[..., 3], S.silhouette(obj, c)) for v, c in zip(views, cams, strict=True)]
         assert proxy.shape == ("prism" if prior == "auto" else "rotational")
     print(ious)
