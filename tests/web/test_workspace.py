@@ -154,6 +154,29 @@ def page(browser_context: Any) -> Iterator[tuple[Any, Console]]:
         pg.close()
 
 
+@pytest.fixture
+def refinement_gate(server: dict[str, Any]) -> Iterator[threading.Event]:
+    """Hold the server's jobs at their first refinement progress event until the returned
+    event is set, so what the page must show while a job runs does not depend on how fast the
+    machine trains (the inline queue hands ``on_progress`` to each job's runner)."""
+    queue = server["app"].state.ctx.queue
+    publish = queue.on_progress
+    gate = threading.Event()
+
+    def on_progress(event: Any) -> None:
+        if event.status == "refining":
+            gate.wait(PIPELINE_TIMEOUT_MS / 1000)
+        if publish is not None:
+            publish(event)
+
+    queue.on_progress = on_progress
+    try:
+        yield gate
+    finally:
+        gate.set()
+        queue.on_progress = publish
+
+
 def wait_js(pg: Any, predicate: str, timeout: float = 20_000) -> Any:
     """Poll a JS predicate (``() => ...``) until it is truthy; ``timeout`` in ms. Playwright's
     ``wait_for_function`` compiles its string in the page, which the workspace's CSP (no
@@ -177,7 +200,8 @@ def _wait_viewer(pg: Any, version: int, renderer: str | None = None) -> None:
 
 
 def test_upload_generate_refine_view_and_download(
-    server: dict[str, Any], page: tuple[Any, Console], tmp_path: Path
+    server: dict[str, Any], page: tuple[Any, Console], tmp_path: Path,
+    refinement_gate: threading.Event,
 ) -> None:
     import trimesh
 
@@ -201,8 +225,8 @@ def test_upload_generate_refine_view_and_download(
     card.locator("img.thumb").wait_for()
     pg.screenshot(path=str(ARTIFACTS / "projects.png"), full_page=True)
 
-    # The first event stream (generation) is made to fail: the page must fall back to polling;
-    # the second one (refinement, queued by the page itself) streams.
+    # The first event stream is made to fail: the page must fall back to polling; the stream it
+    # tries again while the job runs (every 3 polls) goes through.
     events_calls: list[str] = []
 
     def events_route(route: Any) -> None:
@@ -228,6 +252,9 @@ def test_upload_generate_refine_view_and_download(
     wait_js(pg, "() => window.__modes.includes('polling')")
     pg.locator("#cancel-btn").wait_for(state="visible")
     assert pg.locator("#refine-btn").is_disabled()
+    # the job waits at its refinement until the page has the stream again (~6 s of polling)
+    wait_js(pg, "() => window.__modes.includes('stream')", timeout=PIPELINE_TIMEOUT_MS)
+    refinement_gate.set()
 
     # auto-refine after generation: wait for v1 and the end of the job
     try:
