@@ -34,6 +34,19 @@ def _settings(make_settings, tiny_dir, controlnet=True):
     return make_settings(**kw)
 
 
+def _record_pipe_calls(monkeypatch, pipe) -> list[dict]:
+    """Keyword arguments of every call of ``pipe``'s class, in order (the call still runs)."""
+    seen: list[dict] = []
+    orig = pipe.__class__.__call__
+
+    def spy(self, *a, **kw):
+        seen.append(kw)
+        return orig(self, *a, **kw)
+
+    monkeypatch.setattr(pipe.__class__, "__call__", spy)
+    return seen
+
+
 def test_controlnet_img2img(make_settings, tiny_dir, view):
     enh = load_backend("enhance", _settings(make_settings, tiny_dir))
     assert isinstance(enh, SDXLEnhancer) and enh.name == "diffusers" and enh.controlnet
@@ -72,14 +85,7 @@ def test_lightning_scheduler(make_settings, tiny_dir, view, monkeypatch):
     assert sched.config.timestep_spacing == "trailing"
     assert enh.options.num_steps == 4 and enh.options.guidance == 0.0
     rendered, reference, depth = view
-    seen = []
-    orig = enh.pipe.__class__.__call__
-
-    def spy(self, *a, **kw):
-        seen.append(kw)
-        return orig(self, *a, **kw)
-
-    monkeypatch.setattr(enh.pipe.__class__, "__call__", spy)
+    seen = _record_pipe_calls(monkeypatch, enh.pipe)
     out = enh.enhance(rendered, reference, depth, 0.5, seed=0)
     assert out.shape == (48, 48, 3)
     assert seen[0]["num_inference_steps"] == 4 and seen[0]["guidance_scale"] == 0.0
@@ -169,14 +175,7 @@ def test_sdxl_turbo_runs_without_guidance_in_few_steps(make_settings, tiny_dir, 
     assert enh.options.turbo and not enh.options.lightning
     assert enh.options.num_steps == 2 and enh.options.guidance == 0.0
     assert type(enh.pipe.scheduler).__name__ == "EulerAncestralDiscreteScheduler"  # its own
-    seen = []
-    orig = enh.pipe.__class__.__call__
-
-    def spy(self, *a, **kw):
-        seen.append(kw)
-        return orig(self, *a, **kw)
-
-    monkeypatch.setattr(enh.pipe.__class__, "__call__", spy)
+    seen = _record_pipe_calls(monkeypatch, enh.pipe)
     rendered, reference, depth = view
     enh.enhance(rendered, reference, depth, 0.5, seed=0)
     assert seen[0]["num_inference_steps"] == 2 and seen[0]["guidance_scale"] == 0.0
