@@ -314,6 +314,23 @@ def load_failure(setting: str, value: str, example: str, exc: BaseException) -> 
     return MissingWeightsError(missing_weights_message(setting, value, example, reason))
 
 
+def load_transformers_model(
+    auto_class: str, ref: str, placement: Placement, setting: str, example: str, what: str
+) -> tuple[Any, Any]:
+    """``(image processor, model)`` of a transformers checkpoint: ``AutoImageProcessor`` plus
+    ``transformers.<auto_class>`` loaded from ``ref``, the model in eval mode on
+    ``placement.load_device``. A checkpoint that cannot be loaded raises
+    :class:`MissingWeightsError` naming ``setting``; ``what`` names the backend when
+    ``transformers`` is not installed."""
+    tf = require("transformers", what)
+    try:
+        processor = tf.AutoImageProcessor.from_pretrained(ref)
+        model = getattr(tf, auto_class).from_pretrained(ref, **transformers_kwargs(placement))
+    except (OSError, ValueError) as exc:
+        raise load_failure(setting, ref, example, exc) from exc
+    return processor, model.to(placement.load_device).eval()
+
+
 # ------------------------------------------------------------------ cache
 
 #: at most this many loaded models are kept; the least recently used is dropped first

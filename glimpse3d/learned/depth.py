@@ -40,11 +40,9 @@ from glimpse3d.learned.common import (
     composite,
     ensure_resident,
     extra_setting,
-    load_failure,
+    load_transformers_model,
     missing_weights_message,
-    require,
     resolve_weights,
-    transformers_kwargs,
 )
 from glimpse3d.pipeline.ports import DepthResult, ShapeProxy
 from glimpse3d.splat.cameras import DISTANCE, Camera
@@ -217,17 +215,14 @@ class TransformersDepth:
     @classmethod
     def load(cls, ref: str, placement: Placement) -> TransformersDepth:
         """Load model + processor from a hub id or a local directory."""
-        tf = require("transformers", "the transformers depth backend")
-        try:
-            processor = tf.AutoImageProcessor.from_pretrained(ref)
-            model = tf.AutoModelForDepthEstimation.from_pretrained(ref, **transformers_kwargs(placement))
-        except (OSError, ValueError) as exc:
-            raise load_failure("depth_model", ref, EXAMPLE_MODEL, exc) from exc
+        processor, model = load_transformers_model(
+            "AutoModelForDepthEstimation", ref, placement, "depth_model", EXAMPLE_MODEL,
+            "the transformers depth backend",
+        )
         if processor is None:  # pragma: no cover - defensive
             raise MissingWeightsError(
                 missing_weights_message("depth_model", ref, EXAMPLE_MODEL, "missing preprocessor_config.json")
             )
-        model = model.to(placement.load_device).eval()
         return cls(model, processor, placement, ref)
 
     def modules(self) -> list[torch.nn.Module]:

@@ -15,10 +15,8 @@ from glimpse3d.learned.common import (
     cached,
     check_image,
     ensure_resident,
-    load_failure,
-    require,
+    load_transformers_model,
     resolve_weights,
-    transformers_kwargs,
 )
 
 if TYPE_CHECKING:
@@ -56,13 +54,11 @@ class TransformersFeatures:
 
     @classmethod
     def load(cls, ref: str, placement: Placement) -> TransformersFeatures:
-        tf = require("transformers", "the transformers feature backend")
-        try:
-            processor = tf.AutoImageProcessor.from_pretrained(ref)
-            model = tf.AutoModel.from_pretrained(ref, **transformers_kwargs(placement))
-        except (OSError, ValueError) as exc:
-            raise load_failure("feature_model", ref, EXAMPLE_MODEL, exc) from exc
-        return cls(model.to(placement.load_device).eval(), processor, placement)
+        processor, model = load_transformers_model(
+            "AutoModel", ref, placement, "feature_model", EXAMPLE_MODEL,
+            "the transformers feature backend",
+        )
+        return cls(model, processor, placement)
 
     def modules(self) -> list[torch.nn.Module]:
         return [self.model]
