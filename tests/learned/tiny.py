@@ -109,9 +109,24 @@ def _lively(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
+def _save_depth_checkpoint(model: torch.nn.Module, directory: Path, image_size: int,
+                           multiple_of: int) -> Path:
+    """Save a tiny depth model (re-initialised by :func:`_lively`) with the
+    ``DPTImageProcessor`` DPT and Depth Anything checkpoints both ship: a square resize to
+    ``image_size`` (a multiple of ``multiple_of``), no aspect keeping, no padding."""
+    from transformers import DPTImageProcessor
+
+    _lively(model).eval().save_pretrained(directory)
+    DPTImageProcessor(
+        size={"height": image_size, "width": image_size}, keep_aspect_ratio=False,
+        ensure_multiple_of=multiple_of, do_pad=False,
+    ).save_pretrained(directory)
+    return Path(directory)
+
+
 def tiny_dpt(directory: Path, image_size: int = 32) -> Path:
     """DPT (MiDaS-style) depth model + DPTImageProcessor."""
-    from transformers import DPTConfig, DPTForDepthEstimation, DPTImageProcessor
+    from transformers import DPTConfig, DPTForDepthEstimation
 
     torch.manual_seed(SEED)
     cfg = DPTConfig(
@@ -128,23 +143,12 @@ def tiny_dpt(directory: Path, image_size: int = 32) -> Path:
         reassemble_factors=[4, 2, 1, 0.5],
         is_hybrid=False,
     )
-    model = _lively(DPTForDepthEstimation(cfg)).eval()
-    model.save_pretrained(directory)
-    DPTImageProcessor(
-        size={"height": image_size, "width": image_size}, keep_aspect_ratio=False,
-        ensure_multiple_of=8, do_pad=False,
-    ).save_pretrained(directory)
-    return Path(directory)
+    return _save_depth_checkpoint(DPTForDepthEstimation(cfg), directory, image_size, 8)
 
 
 def tiny_depth_anything(directory: Path, image_size: int = 28) -> Path:
     """Depth Anything (DINOv2 backbone) + DPTImageProcessor."""
-    from transformers import (
-        DepthAnythingConfig,
-        DepthAnythingForDepthEstimation,
-        Dinov2Config,
-        DPTImageProcessor,
-    )
+    from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config
 
     torch.manual_seed(SEED)
     backbone = Dinov2Config(
@@ -167,13 +171,7 @@ def tiny_depth_anything(directory: Path, image_size: int = 28) -> Path:
         head_hidden_size=8,
         reassemble_factors=[4, 2, 1, 0.5],
     )
-    model = _lively(DepthAnythingForDepthEstimation(cfg)).eval()
-    model.save_pretrained(directory)
-    DPTImageProcessor(
-        size={"height": image_size, "width": image_size}, keep_aspect_ratio=False,
-        ensure_multiple_of=7, do_pad=False,
-    ).save_pretrained(directory)
-    return Path(directory)
+    return _save_depth_checkpoint(DepthAnythingForDepthEstimation(cfg), directory, image_size, 7)
 
 
 # ------------------------------------------------------------------ segmentation
