@@ -16,6 +16,13 @@ import torch
 SEED = 0
 
 
+def _tiny_transformer(layers: int) -> dict[str, int]:
+    """Width of every tiny transformer here (16 hidden, 2 heads, 32 MLP) with ``layers``
+    layers, as config keyword arguments."""
+    return {"hidden_size": 16, "num_attention_heads": 2, "intermediate_size": 32,
+            "num_hidden_layers": layers}
+
+
 def _byte_chars() -> list[str]:
     """GPT-2/CLIP byte-to-unicode table: printable stand-ins for the 256 byte values."""
     keep = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
@@ -64,10 +71,7 @@ def _clip_text_config(projection_dim: int = 16):
         bos_token_id=512,
         eos_token_id=513,
         pad_token_id=513,
-        hidden_size=16,
-        intermediate_size=32,
-        num_attention_heads=2,
-        num_hidden_layers=2,
+        **_tiny_transformer(layers=2),
         vocab_size=520,
         max_position_embeddings=16,
         projection_dim=projection_dim,
@@ -124,24 +128,19 @@ def _save_depth_checkpoint(model: torch.nn.Module, directory: Path, image_size: 
     return Path(directory)
 
 
+#: the DPT neck (reassemble + fusion) both tiny depth models share
+_TINY_DPT_NECK = {"neck_hidden_sizes": [8, 8, 8, 8], "fusion_hidden_size": 8,
+                  "reassemble_factors": [4, 2, 1, 0.5]}
+
+
 def tiny_dpt(directory: Path, image_size: int = 32) -> Path:
     """DPT (MiDaS-style) depth model + DPTImageProcessor."""
     from transformers import DPTConfig, DPTForDepthEstimation
 
     torch.manual_seed(SEED)
     cfg = DPTConfig(
-        image_size=image_size,
-        patch_size=8,
-        hidden_size=16,
-        num_hidden_layers=4,
-        num_attention_heads=2,
-        intermediate_size=32,
-        backbone_out_indices=[0, 1, 2, 3],
-        neck_hidden_sizes=[8, 8, 8, 8],
-        fusion_hidden_size=8,
-        head_in_index=-1,
-        reassemble_factors=[4, 2, 1, 0.5],
-        is_hybrid=False,
+        image_size=image_size, patch_size=8, **_tiny_transformer(layers=4),
+        backbone_out_indices=[0, 1, 2, 3], head_in_index=-1, is_hybrid=False, **_TINY_DPT_NECK,
     )
     return _save_depth_checkpoint(DPTForDepthEstimation(cfg), directory, image_size, 8)
 
@@ -152,24 +151,12 @@ def tiny_depth_anything(directory: Path, image_size: int = 28) -> Path:
 
     torch.manual_seed(SEED)
     backbone = Dinov2Config(
-        image_size=image_size,
-        patch_size=7,
-        hidden_size=16,
-        num_hidden_layers=4,
-        num_attention_heads=2,
-        intermediate_size=32,
-        out_indices=[1, 2, 3, 4],
-        apply_layernorm=True,
-        reshape_hidden_states=False,
+        image_size=image_size, patch_size=7, **_tiny_transformer(layers=4),
+        out_indices=[1, 2, 3, 4], apply_layernorm=True, reshape_hidden_states=False,
     )
     cfg = DepthAnythingConfig(
-        backbone_config=backbone,
-        reassemble_hidden_size=16,
-        patch_size=7,
-        neck_hidden_sizes=[8, 8, 8, 8],
-        fusion_hidden_size=8,
-        head_hidden_size=8,
-        reassemble_factors=[4, 2, 1, 0.5],
+        backbone_config=backbone, reassemble_hidden_size=16, patch_size=7, head_hidden_size=8,
+        **_TINY_DPT_NECK,
     )
     return _save_depth_checkpoint(DepthAnythingForDepthEstimation(cfg), directory, image_size, 7)
 
@@ -216,8 +203,7 @@ def tiny_dinov2(directory: Path, image_size: int = 28) -> Path:
 
     torch.manual_seed(SEED)
     cfg = Dinov2Config(
-        image_size=image_size, patch_size=7, hidden_size=16, num_hidden_layers=2,
-        num_attention_heads=2, intermediate_size=32,
+        image_size=image_size, patch_size=7, **_tiny_transformer(layers=2),
     )
     Dinov2Model(cfg).eval().save_pretrained(directory)
     BitImageProcessor(
@@ -228,6 +214,11 @@ def tiny_dinov2(directory: Path, image_size: int = 28) -> Path:
 
 
 # ------------------------------------------------------------------ zero123
+
+#: width of the two-level tiny UNets (Zero-1-to-3 and SDXL layouts)
+_TINY_UNET = {"block_out_channels": (8, 16), "layers_per_block": 1, "attention_head_dim": 2,
+              "norm_num_groups": 4}
+
 
 def tiny_zero123(directory: Path, size: int = 32) -> Path:
     """A Zero123 checkpoint directory in the diffusers layout used by the public ports.
@@ -245,21 +236,14 @@ def tiny_zero123(directory: Path, size: int = 32) -> Path:
     embed = 16
     torch.manual_seed(SEED)
     unet = UNet2DConditionModel(
-        sample_size=size // 2,
-        in_channels=8,
-        out_channels=4,
-        block_out_channels=(8, 16),
-        layers_per_block=1,
+        sample_size=size // 2, in_channels=8, out_channels=4, cross_attention_dim=embed,
         down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
         up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=embed,
-        attention_head_dim=2,
-        norm_num_groups=4,
+        **_TINY_UNET,
     )
     vision = CLIPVisionModelWithProjection(
         CLIPVisionConfig(
-            image_size=size, patch_size=8, hidden_size=16, intermediate_size=32,
-            num_hidden_layers=2, num_attention_heads=2, projection_dim=embed,
+            image_size=size, patch_size=8, projection_dim=embed, **_tiny_transformer(layers=2),
         )
     )
     unet.save_pretrained(directory / "unet")
@@ -336,21 +320,15 @@ def _tiny_sdxl_unet(size: int):
     from diffusers import UNet2DConditionModel
 
     return UNet2DConditionModel(
-        sample_size=size // 2,
-        in_channels=4,
-        out_channels=4,
-        block_out_channels=(8, 16),
-        layers_per_block=1,
+        sample_size=size // 2, in_channels=4, out_channels=4, **_TINY_UNET,
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        attention_head_dim=2,
         use_linear_projection=True,
         addition_embed_type="text_time",
         addition_time_embed_dim=4,
         transformer_layers_per_block=(1, 1),
         projection_class_embeddings_input_dim=6 * 4 + 16,
         cross_attention_dim=32,
-        norm_num_groups=4,
     )
 
 
@@ -525,8 +503,7 @@ def tiny_zero123plus(directory: Path) -> Path:
     CLIPTextModel(_clip_text_config()).save_pretrained(directory / "text_encoder")
     tok = tiny_clip_tokenizer(directory / "tokenizer")
     CLIPVisionModelWithProjection(CLIPVisionConfig(
-        image_size=32, patch_size=8, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
-        num_attention_heads=2, projection_dim=hidden,
+        image_size=32, patch_size=8, projection_dim=hidden, **_tiny_transformer(layers=2),
     )).save_pretrained(directory / "vision_encoder")
     CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}
                        ).save_pretrained(directory / "feature_extractor_clip")
