@@ -28,6 +28,8 @@ import httpx
 import numpy as np
 from PIL import Image
 
+from glimpse3d.testing.processes import stop_process
+
 
 def _photo() -> bytes:
     samples = sorted((Path(__file__).resolve().parents[1] / "glimpse3d" / "samples").glob("*.png"))
@@ -131,11 +133,7 @@ def main() -> None:
         print(f"pipeline: {final.get('status', 'still running')} "
               f"progress={final.get('progress_percentage', '?')} ({'fast' if args.fast else 'default'} settings)")
     finally:
-        server.terminate()
-        try:
-            server.wait(20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_process(server, 20)
 
 
 if __name__ == "__main__":

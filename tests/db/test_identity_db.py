@@ -10,10 +10,10 @@ from sqlalchemy import text
 
 from glimpse3d.auth import AuthError
 from glimpse3d.auth.keys import create_key, hash_key, identify
-from glimpse3d.db.engine import make_engine
-from glimpse3d.db.migrate import alembic_config, upgrade
+from glimpse3d.db.migrate import upgrade
 from glimpse3d.db.repository import ProjectNotFound, open_repository
 from glimpse3d.domain import LOCAL_OWNER
+from tests.utils.db import alembic_connection
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -22,17 +22,11 @@ def db_url(request):
 
 
 def test_0002_gives_ownerless_projects_to_the_local_owner(db_url) -> None:
-    engine = make_engine(db_url)
-    try:
-        with engine.connect() as conn:
-            cfg = alembic_config()
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "0001")
-            conn.execute(text("INSERT INTO projects (id, name) VALUES ('p1', 'old')"))
-            conn.execute(text("INSERT INTO projects (id, name, owner_id) VALUES ('p2', 'x', 'u2')"))
-            conn.commit()
-    finally:
-        engine.dispose()
+    with alembic_connection(db_url) as (conn, cfg):
+        command.upgrade(cfg, "0001")
+        conn.execute(text("INSERT INTO projects (id, name) VALUES ('p1', 'old')"))
+        conn.execute(text("INSERT INTO projects (id, name, owner_id) VALUES ('p2', 'x', 'u2')"))
+        conn.commit()
     upgrade(db_url)
     repo = open_repository(db_url)
     try:

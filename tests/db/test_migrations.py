@@ -10,7 +10,6 @@ from sqlalchemy import inspect, text
 
 from glimpse3d.db.engine import make_engine
 from glimpse3d.db.migrate import (
-    alembic_config,
     current_revision,
     head_revision,
     schema_diff,
@@ -18,6 +17,7 @@ from glimpse3d.db.migrate import (
 )
 from glimpse3d.db.models import TABLES
 from glimpse3d.db.repository import VIEW_NAMES
+from tests.utils.db import alembic_connection
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -65,18 +65,12 @@ def test_concurrent_upgrades(db_url):
 
 def test_downgrade_to_base_and_back(sqlite_url):
     upgrade(sqlite_url)
-    engine = make_engine(sqlite_url)
-    try:
-        with engine.connect() as conn:
-            cfg = alembic_config()
-            cfg.attributes["connection"] = conn
-            command.downgrade(cfg, "base")
-            conn.commit()
-            names = set(inspect(conn).get_table_names())
-            assert not set(TABLES) & names
-            assert current_revision(conn) is None
-    finally:
-        engine.dispose()
+    with alembic_connection(sqlite_url) as (conn, cfg):
+        command.downgrade(cfg, "base")
+        conn.commit()
+        names = set(inspect(conn).get_table_names())
+        assert not set(TABLES) & names
+        assert current_revision(conn) is None
     upgrade(sqlite_url)
 
 

@@ -12,17 +12,7 @@ from glimpse3d.pipeline.preprocess import preprocess_image, validate_image
 from glimpse3d.pipeline.proxy import Proxy, build_proxy
 from glimpse3d.splat.cameras import orbit_camera, syncdreamer_cameras
 from glimpse3d.testing import synthetic as S
-
-
-def _sphere_depth(cam, centre: np.ndarray, radius: float) -> np.ndarray:
-    """Analytic camera z of the first ray/sphere hit through each pixel centre (0 = miss)."""
-    origin, dirs = S.camera_rays(cam)
-    oc = origin - centre
-    b = dirs @ oc
-    disc = b * b - (oc @ oc - radius**2)
-    t = -b - np.sqrt(np.maximum(disc, 0.0))
-    z = (origin + dirs * t[..., None]) @ cam.w2c[2, :3] + cam.w2c[2, 3]
-    return np.where(disc > 0, z, 0.0)
+from tests.utils.synthetic import ray_sphere_depth
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +36,7 @@ def test_depth_of_sphere_matches_analytic(sphere, sphere_proxy, view: int) -> No
     res = ClassicDepth.from_settings(None).estimate(rgba, cam, processed, proxy=sphere_proxy)
     assert isinstance(res, DepthResult)
     assert res.depth.shape == (256, 256) and res.depth.dtype == np.float32
-    truth = _sphere_depth(cam, obj.offset, 0.45 * obj.scale)
+    truth = ray_sphere_depth(cam, obj.offset, 0.45 * obj.scale)
     both = (res.depth > 0) & (truth > 0)
     err = np.abs(res.depth[both] - truth[both])
     iou = S.silhouette_iou(res.depth > 0, truth > 0)

@@ -18,6 +18,7 @@ from glimpse3d.pipeline.reconstruct import (
 )
 from glimpse3d.splat.cameras import syncdreamer_cameras
 from glimpse3d.testing import synthetic as S
+from tests.utils.synthetic import render_truth_views
 
 SIZE = 64
 
@@ -26,11 +27,7 @@ SIZE = 64
 def mug() -> tuple[S.SyntheticObject, list, list, list]:
     obj = S.fit_view0(S.catalogue()["mug"], size=SIZE)
     cams = syncdreamer_cameras(SIZE)
-    views, depths = [], []
-    for c in cams:
-        rgba, depth = S.render_truth(obj, c)
-        views.append(rgba)
-        depths.append(depth)
+    views, depths = render_truth_views(obj, cams)
     return obj, views, depths, cams
 
 

@@ -23,6 +23,7 @@ from glimpse3d.pipeline.refine import (
 )
 from glimpse3d.splat.cameras import syncdreamer_cameras
 from glimpse3d.testing import synthetic as S
+from tests.utils.synthetic import render_truth_views
 
 SIZE = 64
 METRIC_KEYS = {"psnr", "ssim", "lpips", "depth_consistency", "feature_consistency", "overall_quality"}
@@ -32,11 +33,7 @@ METRIC_KEYS = {"psnr", "ssim", "lpips", "depth_consistency", "feature_consistenc
 def scene() -> dict:
     obj = S.fit_view0(S.catalogue()["box"], size=SIZE)
     cams = syncdreamer_cameras(SIZE)
-    views, depths = [], []
-    for c in cams:
-        rgba, depth = S.render_truth(obj, c)
-        views.append(rgba)
-        depths.append(depth)
+    views, depths = render_truth_views(obj, cams)
     cfg = replace(default_train_config(3000, 0), steps=120, image_size=SIZE, densify_from=40,
                   densify_until=100, densify_interval=40)
     model, _ = reconstruct(views, depths, cams, max_gaussians=3000, seed=0, config=cfg)

@@ -7,18 +7,7 @@ import pytest
 
 from glimpse3d.splat.cameras import orbit_camera
 from glimpse3d.testing import synthetic as S
-
-
-def _ray_sphere_depth(cam, centre: np.ndarray, radius: float) -> np.ndarray:
-    """Analytic camera z of the first hit of each pixel-centre ray with a sphere (0 = miss)."""
-    origin, dirs = S.camera_rays(cam)
-    oc = origin - centre
-    b = dirs @ oc
-    disc = b * b - (oc @ oc - radius**2)
-    t = -b - np.sqrt(np.maximum(disc, 0.0))
-    p = origin + dirs * t[..., None]
-    z = p @ cam.w2c[2, :3] + cam.w2c[2, 3]
-    return np.where(disc > 0, z, 0.0)
+from tests.utils.synthetic import ray_sphere_depth
 
 
 def test_catalogue_names() -> None:
@@ -29,7 +18,7 @@ def test_sphere_depth_and_coverage_match_analytic() -> None:
     obj = S.make_sphere()
     cam = orbit_camera(30.0, 40.0, size=128)
     rgba, depth = S.render_truth(obj, cam)
-    truth = _ray_sphere_depth(cam, np.zeros(3), 0.45)
+    truth = ray_sphere_depth(cam, np.zeros(3), 0.45)
     both = (depth > 0) & (truth > 0)
     # only grazing rays at the rim may disagree (the tracer stops within 2e-4 of the surface)
     r_px = cam.fx * np.tan(np.arcsin(0.45 / 1.5))
@@ -47,7 +36,7 @@ def test_moved_scaled_sphere_depth() -> None:
     moved = S.fit_view0(obj)
     cam = orbit_camera(30.0, 200.0, size=96)
     _, depth = S.render_truth(moved, cam)
-    truth = _ray_sphere_depth(cam, moved.offset, 0.45 * moved.scale)
+    truth = ray_sphere_depth(cam, moved.offset, 0.45 * moved.scale)
     both = (depth > 0) & (truth > 0)
     assert both.sum() > 1000
     err = np.abs(depth[both] - truth[both])

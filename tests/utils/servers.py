@@ -21,6 +21,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
+from glimpse3d.testing.processes import stop_process
 from tests.utils.common import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -62,12 +63,7 @@ def serve_process(env: dict[str, str], host: str = "127.0.0.1") -> Iterator[tupl
             time.sleep(0.2)
         yield base, proc.pid
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        stop_process(proc, 30)
 
 
 def rsa_private_key() -> rsa.RSAPrivateKey:
