@@ -78,6 +78,9 @@ EXPORT_FORMATS: tuple[str, ...] = (*MODEL_FORMATS, *MESH_FORMATS, "mp4")
 #: File name ending of each export as stored and downloaded (OBJ comes zipped with its MTL + PNG).
 EXPORT_FILE_EXTENSIONS: dict[str, str] = {f: f for f in EXPORT_FORMATS} | {"obj": "obj.zip"}
 
+#: Refinement iterations a run makes when none are asked for (CLI `run`, API refine/run).
+DEFAULT_ITERATIONS = 3
+
 # ------------------------------------------------------------------ mesh exports
 #: Face budget of the exported meshes: default and accepted range.
 DEFAULT_MESH_FACES = 20_000

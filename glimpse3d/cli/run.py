@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from glimpse3d.cli._common import handle_errors
-from glimpse3d.domain import STAGES
+from glimpse3d.domain import DEFAULT_ITERATIONS, STAGES
 from glimpse3d.errors import UserError
 
 if TYPE_CHECKING:
@@ -66,7 +66,9 @@ class StageBars:
 def run(
     photo: Annotated[Path, typer.Argument(help="Input photo (PNG/JPEG/WebP).")],
     out: Annotated[Path, typer.Option("-o", "--out", help="Output directory.")] = Path("out"),
-    iterations: Annotated[int, typer.Option(min=0, max=10, help="Refinement iterations.")] = 3,
+    iterations: Annotated[
+        int, typer.Option(min=0, max=10, help="Refinement iterations.")
+    ] = DEFAULT_ITERATIONS,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     remove_bg: Annotated[bool, typer.Option(help="Remove the background.")] = True,
     name: Annotated[str | None, typer.Option(help="Project name.")] = None,
@@ -86,7 +88,7 @@ def run_photo(
     photo: Path,
     out: Path,
     *,
-    iterations: int = 3,
+    iterations: int = DEFAULT_ITERATIONS,
     seed: int = 0,
     remove_bg: bool = True,
     name: str | None = None,

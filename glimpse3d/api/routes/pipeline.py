@@ -16,7 +16,8 @@ from glimpse3d.api.schemas import ExportFormat, JobAccepted
 from glimpse3d.api.security import Caller
 from glimpse3d.api.views import forget_status
 from glimpse3d.auth import Identity
-from glimpse3d.pipeline.ports import STRENGTH_PRESETS
+from glimpse3d.domain import DEFAULT_ITERATIONS
+from glimpse3d.pipeline.ports import resolve_strength
 from glimpse3d.splat.export import FILE_EXTENSIONS, MEDIA_TYPES
 from glimpse3d.splat.mesh_asset import MAX_FACES, MAX_TEXTURE, MIN_FACES, MIN_TEXTURE
 
@@ -52,6 +53,17 @@ def _check_can_start(ctx: ApiContext, project: dict[str, Any], caller: Identity)
         )
 
 
+def _require_processed(project: dict[str, Any]) -> None:
+    if not project.get("processed_image_key"):
+        raise ApiError(409, "the upload has not been preprocessed; upload the photo again")
+
+
+def _enqueue(ctx: ApiContext, caller: Identity, pid: str, job: dict[str, Any]) -> JobAccepted:
+    """Queue ``job`` for ``pid`` on behalf of ``caller`` and describe it (202 body)."""
+    ctx.queue.enqueue(pid, job, client_id=caller.limit_key)
+    return _accepted(ctx, pid, job)
+
+
 def _accepted(ctx: ApiContext, pid: str, job: dict[str, Any]) -> JobAccepted:
     project = ctx.repo.get_project(pid)
     return JobAccepted(
@@ -75,16 +87,13 @@ def _accepted(ctx: ApiContext, pid: str, job: dict[str, Any]) -> JobAccepted:
 )
 def generate(project_id: str, ctx: Ctx, caller: Caller) -> JobAccepted:
     project = ctx.project_of(caller, project_id)
-    if not project.get("processed_image_key"):
-        raise ApiError(409, "the upload has not been preprocessed; upload the photo again")
+    _require_processed(project)
     _check_can_start(ctx, project, caller)
     if project["status"] == "completed" and ctx.repo.list_models(project_id):
         raise ApiError(
             409, "the model is already generated (v0 exists); refine or export it instead"
         )
-    job = {"kind": "generate"}
-    ctx.queue.enqueue(project_id, job, client_id=caller.limit_key)
-    return _accepted(ctx, project_id, job)
+    return _enqueue(ctx, caller, project_id, {"kind": "generate"})
 
 
 @router.post(
@@ -119,11 +128,10 @@ def refine(
         )
     job = {
         "kind": "refine",
-        "iterations": iterations or 3,
-        "strength": STRENGTH_PRESETS[strength or "medium"],
+        "iterations": iterations or DEFAULT_ITERATIONS,
+        "strength": resolve_strength(strength),
     }
-    ctx.queue.enqueue(project_id, job, client_id=caller.limit_key)
-    return _accepted(ctx, project_id, job)
+    return _enqueue(ctx, caller, project_id, job)
 
 
 @router.post(
@@ -148,16 +156,14 @@ def run(
     ] = None,
 ) -> JobAccepted:
     project = ctx.project_of(caller, project_id)
-    if not project.get("processed_image_key"):
-        raise ApiError(409, "the upload has not been preprocessed; upload the photo again")
+    _require_processed(project)
     _check_can_start(ctx, project, caller)
     job = {
         "kind": "run",
-        "iterations": 3 if iterations is None else iterations,
-        "strength": STRENGTH_PRESETS[strength or "medium"],
+        "iterations": DEFAULT_ITERATIONS if iterations is None else iterations,
+        "strength": resolve_strength(strength),
     }
-    ctx.queue.enqueue(project_id, job, client_id=caller.limit_key)
-    return _accepted(ctx, project_id, job)
+    return _enqueue(ctx, caller, project_id, job)
 
 
 def _slug(name: str) -> str:
