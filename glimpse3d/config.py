@@ -75,7 +75,7 @@ class Settings(BaseSettings):
     syncdreamer_checkpoint: str | None = Field(None, description="syncdreamer-pretrain.ckpt.")
     syncdreamer_timeout_seconds: float = Field(
         1800.0, gt=0, description="Longest a SyncDreamer subprocess may run.")
-    proxy_shape: Literal["auto", "rotational", "prism", "inflated"] = Field(
+    proxy_shape: Literal["auto", "rotational", "prism", "inflated", "footprint"] = Field(
         "auto",
         description="Classic multiview/depth shape prior: auto | rotational | prism | inflated.")
     depth_backend: str = Field("classic", description="classic | transformers")

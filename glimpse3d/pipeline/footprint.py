@@ -1,0 +1,360 @@
+"""Footprint reading of a silhouette: an upright object standing on a ground plane.
+
+A photo taken from above (camera 0, elevation 30°) shows where an object meets the ground:
+the lower outline of the silhouette's convex hull is the image of the near side of the
+object's *footprint* (its outline on the ground, world Z-up). Back-projected onto the ground
+plane ``z = z_ground`` it gives that near side in 3D — real depth that the rotational hull
+ignores. The far side is read by one of two rules:
+
+* **point symmetry** (boxes at any yaw, books, shoes, vehicles, furniture, animals): the far
+  side is the near side turned by 180° about the midpoint of its two ends (a parallelogram
+  from the two visible bottom edges of a turned box — exact for boxes);
+* **flat top** (when the near side is straight, e.g. a box seen face-on, where symmetry
+  gives no depth): the tops of the two outermost vertical slices give the object's height,
+  and the far side is where the silhouette's upper outline meets a plane at that height.
+
+Every line through the vertical vanishing point is the image of a vertical plane through
+the camera (a *slice*); within a slice the object is the footprint's chord extruded up to a
+flat top at the height where the silhouette's upper outline crosses the chord's far end —
+exact for prisms, and the view-0 silhouette cone trims the rest.
+
+The ground height is not known from one photo; it is chosen so that the object's bounding
+box is centred on the origin along view 0's axis (the convention the processed photo is
+made with: object centred, the orbit around its middle).
+
+Units: scene units, world Z-up; angles in radians inside, pixels with centres at +0.5;
+cameras are OpenCV ``w2c`` (see :mod:`glimpse3d.splat.cameras`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import cv2
+import numpy as np
+from scipy import ndimage
+
+from glimpse3d.pipeline.prism import vertical_vanishing_point
+from glimpse3d.splat.cameras import Camera
+
+WORK_SIZE = 256  # px, resolution the outlines are read at
+GROUND_EXTENT = 1.0  # half-side (scene units) of the ground grid the footprint is drawn on
+GROUND_CELLS = 200  # cells per side of that grid
+Z_GROUND_RANGE = (-0.62, -0.02)  # ground heights searched (scene units)
+Z_GROUND_STEPS = 61
+FRAME_ROUNDS = 6  # fits, each in the frame the last one implies (perspective, centre)
+MAX_SHIFT = 0.15  # largest principal-point shift, a fraction of the image side
+PERSPECTIVE_RATIO = 3.0  # camera distance / bounding radius of the 16 views (1.5 / 0.5)
+EDGE_SLICES = 3  # outermost slices averaged for the flat-top height
+MIN_SYMMETRIC_DEPTH = 0.2  # point symmetry gives depth/width below this: use the flat top
+
+
+@dataclass(frozen=True)
+class FootprintFit:
+    """The footprint reading: ``footprint`` (G,G) bool on the ground grid ``ground_axis``
+    (indexing x, y), ``cap`` (G,G) top height per cell (scene units, ``-inf`` outside),
+    the ground height ``z_ground``, the far-side rule used (``"symmetric"`` or
+    ``"flat-top"``) and the footprint's ``depth``/``width`` (scene units, along and across
+    view 0's horizontal direction)."""
+
+    footprint: np.ndarray
+    cap: np.ndarray
+    ground_axis: np.ndarray
+    z_ground: float
+    rule: str
+    depth: float
+    width: float
+    zoom: float = 1.0  # the fit's camera: this much further away, this much longer focal length
+    shift: tuple[float, float] = (0.0, 0.0)  # its principal point's offset (px at the input size)
+
+
+def _rays(camera: Camera, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """World directions (N,3) of the rays through pixels (u, v)."""
+    rot = camera.w2c[:3, :3]
+    cam = np.stack([(u - camera.cx) / camera.fx, (v - camera.cy) / camera.fy, np.ones_like(u)], 1)
+    return cam @ rot  # R^T d for each row
+
+
+def _on_plane(camera: Camera, u: np.ndarray, v: np.ndarray, z: float | np.ndarray) -> np.ndarray:
+    """Ground-plane points (N,2) where the rays through (u, v) meet the plane(s) at height z."""
+    c = camera.center
+    d = _rays(camera, u, v)
+    dz = np.where(np.abs(d[:, 2]) < 1e-9, -1e-9, d[:, 2])
+    t = (np.asarray(z, dtype=np.float64) - c[2]) / dz
+    t = np.where(t > 0, t, np.nan)  # a ray that never reaches the plane
+    return c[None, :2] + t[:, None] * d[:, :2]
+
+
+def _height_to_pixel(camera: Camera, xy: np.ndarray, u_top: np.ndarray, v_top: np.ndarray
+                     ) -> np.ndarray:
+    """Height z at which the vertical line above each ground point ``xy`` (N,2) projects to
+    the image row of the upper-outline point (u_top, v_top) (closed form: v(z) is a ratio of
+    linear functions of z)."""
+    p = camera.K @ camera.w2c[:3]  # 3x4
+    x0 = xy @ p[:, :2].T + p[:, 3]  # (N,3) homogeneous image point at z = 0
+    x1 = p[:, 2]  # its change per unit of z
+    den = x1[1] - v_top * x1[2]
+    return (v_top * x0[:, 2] - x0[:, 1]) / np.where(np.abs(den) < 1e-12, 1e-12, den)
+
+
+def _outlines(mask: np.ndarray, camera: Camera) -> dict[str, np.ndarray]:
+    """Per slice (angle bin around the vertical vanishing point): the image points of the
+    convex hull's lower outline and of the silhouette's upper outline."""
+    vpu, vpv = vertical_vanishing_point(camera)
+    pts = cv2.findNonZero(mask.astype(np.uint8))
+    hull = np.zeros(mask.shape, np.uint8)
+    cv2.fillPoly(hull, [cv2.convexHull(pts)], 1)
+    hull = hull.astype(bool) | mask
+
+    def polar(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        rows, cols = np.nonzero(m)
+        du, dv = cols + 0.5 - vpu, vpv - rows - 0.5
+        return np.arctan2(du, dv), np.hypot(du, dv)
+
+    th_h, r_h = polar(hull)
+    th_m, r_m = polar(mask)
+    lo, hi = float(th_h.min()), float(th_h.max())
+    n_bins = max(8, int((hi - lo) * float(r_h.mean())))  # ~1 px per slice
+    edges = np.linspace(lo, hi + 1e-9, n_bins + 1)
+    b_h = np.clip(np.searchsorted(edges, th_h, side="right") - 1, 0, n_bins - 1)
+    b_m = np.clip(np.searchsorted(edges, th_m, side="right") - 1, 0, n_bins - 1)
+    r_low = np.full(n_bins, np.inf)
+    np.minimum.at(r_low, b_h, r_h)
+    r_top = np.full(n_bins, -np.inf)
+    np.maximum.at(r_top, b_m, r_m)
+    ok = np.isfinite(r_low) & np.isfinite(r_top)
+    theta = 0.5 * (edges[:-1] + edges[1:])[ok]
+    r_low, r_top = r_low[ok], r_top[ok]
+    s, c = np.sin(theta), np.cos(theta)
+    return {"theta": theta, "low_u": vpu + r_low * s, "low_v": vpv - r_low * c,
+            "top_u": vpu + r_top * s, "top_v": vpv - r_top * c, "vp": np.array([vpu, vpv]),
+            "edges": edges}
+
+
+def _raster(poly_xy: np.ndarray, axis: np.ndarray) -> np.ndarray:
+    """Polygon (N,2) in ground coordinates -> (G,G) bool grid (indexing x, y)."""
+    g = len(axis)
+    cell = float(axis[1] - axis[0])
+    ij = (poly_xy - axis[0]) / cell  # fractional cell index along x (i) and y (j)
+    pts = np.round(ij[:, ::-1] * 16).astype(np.int32)  # cv2 wants (col=j, row=i), 4 bits of sub-cell
+    img = np.zeros((g, g), np.uint8)
+    if len(pts) >= 3 and np.isfinite(ij).all():
+        cv2.fillPoly(img, [pts.reshape(-1, 1, 2)], 1, lineType=cv2.LINE_8, shift=4)
+    return img.astype(bool)
+
+
+def _reading(o: dict[str, np.ndarray], camera: Camera, z_ground: float, axis: np.ndarray,
+             cell_theta: np.ndarray, rule: str) -> tuple[np.ndarray, np.ndarray, float, float] | None:
+    """Footprint grid, cap grid, depth and width for one ground height and far-side rule."""
+    near = _on_plane(camera, o["low_u"], o["low_v"], z_ground)
+    if not np.isfinite(near).all():
+        return None
+    if rule == "symmetric":
+        centre = 0.5 * (near[0] + near[-1])
+        far = 2 * centre - near  # the near side turned by 180° about its ends' midpoint
+    else:
+        k = min(EDGE_SLICES, len(near) // 2)
+        ends = np.r_[np.arange(k), np.arange(len(near) - k, len(near))]
+        h = _height_to_pixel(camera, near[ends], o["top_u"][ends], o["top_v"][ends])
+        z_top = max(float(np.median(h)), z_ground + 1e-3)
+        far = _on_plane(camera, o["top_u"], o["top_v"], z_top)[::-1]
+        if not np.isfinite(far).all():
+            return None
+    footprint = _raster(np.concatenate([near, far]), axis)
+    if footprint.sum() < 4:
+        return None
+    # depth/width along and across view 0's horizontal direction
+    fwd = -camera.center[:2] / np.linalg.norm(camera.center[:2])
+    side = np.array([-fwd[1], fwd[0]])
+    gx, gy = np.meshgrid(axis, axis, indexing="ij")
+    xy = np.stack([gx[footprint], gy[footprint]], 1)
+    depth = float(np.ptp(xy @ fwd))
+    width = float(np.ptp(xy @ side))
+    # cap: per slice, the height at which the upper outline crosses the footprint's far end
+    # (the lowest of the cone's limits over the slice's cells)
+    bins = np.clip(np.searchsorted(o["edges"], cell_theta[footprint], side="right") - 1, 0,
+                   len(o["edges"]) - 2)
+    slot = np.searchsorted(0.5 * (o["edges"][:-1] + o["edges"][1:]), o["theta"])
+    top_of_bin = np.full(len(o["edges"]) - 1, np.nan)
+    top_of_bin[slot] = o["top_v"]
+    top_of_bin = _fill_nan(top_of_bin)
+    v_top = top_of_bin[bins]
+    u_top = o["vp"][0]  # unused by the closed form (rows only)
+    h_cell = _height_to_pixel(camera, xy, np.full(len(xy), u_top), v_top)
+    cap_bin = np.full(len(top_of_bin), np.inf)
+    np.minimum.at(cap_bin, bins, h_cell)
+    # a slice whose far end the raster cut short reads too high: median of its neighbours
+    have = np.isfinite(cap_bin)
+    cap_bin[have] = ndimage.median_filter(cap_bin[have], size=5, mode="nearest")
+    cap = np.full(footprint.shape, -np.inf)
+    cap[footprint] = np.maximum(cap_bin[bins], z_ground + 1e-3)
+    return footprint, cap, depth, width
+
+
+def _fill_nan(a: np.ndarray) -> np.ndarray:
+    ok = np.isfinite(a)
+    if ok.all() or not ok.any():
+        return a
+    idx = np.arange(len(a))
+    return np.interp(idx, idx[ok], a[ok])
+
+
+def fit_footprint(alpha: np.ndarray, camera: Camera, rule: str = "auto") -> FootprintFit | None:
+    """The footprint reading of the silhouette ``alpha`` (S,S) in [0,1] seen by ``camera``
+    (camera 0 at size S). ``rule``: ``"symmetric"``, ``"flat-top"`` or ``"auto"`` (point
+    symmetry unless it gives a footprint shallower than ``MIN_SYMMETRIC_DEPTH`` of its
+    width). ``None`` when the silhouette gives no footprint.
+
+    The processed photo is the original re-scaled about the object (85 % fill), which
+    makes the working camera's perspective stronger than the photo's. The reading is made
+    with a camera ``zoom`` times further away and ``zoom`` times longer in focal length
+    (the same image of the object, at the same size, with the photo's perspective: an object
+    of bounding radius R seen from 3 R, the convention of the 16 views).
+    """
+    work = camera.resized(WORK_SIZE)
+    a = cv2.resize(np.asarray(alpha, dtype=np.float32), (WORK_SIZE, WORK_SIZE),
+                   interpolation=cv2.INTER_AREA)
+    mask = a > 0.5
+    if mask.sum() < 16:
+        return None
+    fit, zoom, shift = None, 1.0, np.zeros(2)
+    for round_ in range(FRAME_ROUNDS):
+        cam = _fit_camera(work, zoom, shift)
+        got = _fit_at(mask, cam, rule)
+        if got is None:
+            break
+        fit = replace(got, zoom=zoom, shift=tuple(shift * camera.width / WORK_SIZE))
+        # the reading's bounding-box centre should be where the camera looks (the origin):
+        # move the principal point onto it; every other round, once the centre has settled,
+        # set the perspective from the reading's size (camera 3x its bounding radius away)
+        centre, radius = _box(got)
+        (uv,), _ = cam.project(centre[None])
+        shift = np.clip(shift + uv - [cam.cx, cam.cy], -MAX_SHIFT * WORK_SIZE, MAX_SHIFT * WORK_SIZE)
+        if round_ % 2 == 1:
+            zoom = float(np.clip(PERSPECTIVE_RATIO * radius / work.distance, 1.0, 2.0))
+    return fit
+
+
+def _fit_camera(camera: Camera, zoom: float, shift: np.ndarray) -> Camera:
+    """The camera ``zoom`` times further from the origin with a ``zoom`` times longer focal
+    length (the same image of things near the origin, weaker perspective), whose principal
+    point (the image of the origin) is ``shift`` (px) from the image centre."""
+    w2c = camera.w2c.copy()
+    w2c[:3, 3] *= zoom
+    return replace(camera, w2c=w2c, fx=camera.fx * zoom, fy=camera.fy * zoom,
+                   cx=camera.cx + float(shift[0]), cy=camera.cy + float(shift[1]),
+                   distance=camera.distance * zoom)
+
+
+def _box(fit: FootprintFit) -> tuple[np.ndarray, float]:
+    """Bounding-box centre (3,) and bounding radius about the origin of a reading."""
+    gx, gy = np.meshgrid(fit.ground_axis, fit.ground_axis, indexing="ij")
+    xs, ys = gx[fit.footprint], gy[fit.footprint]
+    z_top = float(np.percentile(fit.cap[fit.footprint], 90))
+    centre = np.array([0.5 * (xs.min() + xs.max()), 0.5 * (ys.min() + ys.max()),
+                       0.5 * (fit.z_ground + z_top)])
+    z = max(abs(fit.z_ground), abs(z_top))
+    return centre, float(np.sqrt((xs**2 + ys**2).max() + z * z))
+
+
+def _fit_at(mask: np.ndarray, work: Camera, rule: str) -> FootprintFit | None:
+    o = _outlines(mask, work)
+    if len(o["theta"]) < 4:
+        return None
+    axis = np.linspace(-GROUND_EXTENT, GROUND_EXTENT, GROUND_CELLS)
+    gx, gy = np.meshgrid(axis, axis, indexing="ij")
+    view = -work.center / np.linalg.norm(work.center)  # view 0's axis through the origin
+
+    best = None
+    for z_ground in np.linspace(*Z_GROUND_RANGE, Z_GROUND_STEPS):
+        # every vertical line's image passes through the vanishing point: the angle of a
+        # ground cell's projection is its slice, at any height
+        u, v = _project_ground(work, gx.ravel(), gy.ravel(), z_ground)
+        cell_theta = np.arctan2(u - o["vp"][0], o["vp"][1] - v).reshape(gx.shape)
+        rules = ["symmetric", "flat-top"] if rule == "auto" else [rule]
+        for r in rules:
+            got = _reading(o, work, float(z_ground), axis, cell_theta, r)
+            if got is None:
+                continue
+            footprint, cap, depth, width = got
+            if r == "symmetric" and rule == "auto" and depth < MIN_SYMMETRIC_DEPTH * width:
+                continue
+            z_top = float(np.percentile(cap[footprint], 90))
+            xs, ys = gx[footprint], gy[footprint]
+            centre = np.array([0.5 * (xs.min() + xs.max()), 0.5 * (ys.min() + ys.max()),
+                               0.5 * (z_ground + z_top)])
+            off = abs(float(centre @ view))
+            if best is None or off < best[0]:
+                best = (off, FootprintFit(footprint, cap, axis, float(z_ground), r, depth, width))
+            break
+    return None if best is None else best[1]
+
+
+def _project_ground(camera: Camera, x: np.ndarray, y: np.ndarray, z: float
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    p = np.stack([x, y, np.full_like(x, z)], 1)
+    uv, _ = camera.project(p)
+    return uv[:, 0], uv[:, 1]
+
+
+def footprint_field(fit: FootprintFit, axis: np.ndarray, camera: Camera) -> np.ndarray:
+    """Signed field (scene units, positive inside) of the footprint reading on the voxel grid
+    ``axis``³ (indexing x, y, z) of ``camera`` (camera 0 at the input size): inside the
+    footprint, above the ground, below the cap. The fit's frame is moved so its origin lies
+    where ``camera`` sees the fit's principal point (a shift perpendicular to view 0)."""
+    rot = camera.w2c[:3, :3]
+    offset = (fit.shift[0] * rot[0] + fit.shift[1] * rot[1]) * camera.distance / camera.fx
+    cell = float(fit.ground_axis[1] - fit.ground_axis[0])
+    inside = ndimage.distance_transform_edt(fit.footprint) * cell
+    outside = ndimage.distance_transform_edt(~fit.footprint) * cell
+    sd2 = (inside - outside).astype(np.float32)
+    # the cap near the footprint's edge: that of the nearest cell inside
+    _, (ii, jj) = ndimage.distance_transform_edt(~fit.footprint, return_indices=True)
+    cap = fit.cap[ii, jj]
+    scale = (len(fit.ground_axis) - 1) / (fit.ground_axis[-1] - fit.ground_axis[0])
+
+    def index(values: np.ndarray) -> np.ndarray:
+        return np.clip(np.round((values - fit.ground_axis[0]) * scale).astype(np.int64), 0,
+                       len(fit.ground_axis) - 1)
+
+    ix, iy = index(axis - offset[0]), index(axis - offset[1])
+    sd_xy = sd2[np.ix_(ix, iy)]
+    cap_xy = cap[np.ix_(ix, iy)]
+    z = (axis - offset[2])[None, None, :]
+    return np.minimum(np.minimum(sd_xy[..., None], z - fit.z_ground),
+                      cap_xy[..., None] - z).astype(np.float32)
+
+
+def flat_bottom(alpha: np.ndarray) -> tuple[float, float]:
+    """How much the silhouette ``alpha`` (S,S) stands on straight ground edges, as two
+    fractions of its width in [0,1]: ``contact``, the columns whose lowest object pixel lies
+    on the convex hull's lower outline (within 2 px at ``WORK_SIZE``: no gaps between legs,
+    no overhang), and ``straight``, the width spanned by long straight edges of that lower
+    outline (each over a quarter of the width: a box's bottom edges, not an ellipse's arc)."""
+    a = cv2.resize(np.asarray(alpha, dtype=np.float32), (WORK_SIZE, WORK_SIZE),
+                   interpolation=cv2.INTER_AREA)
+    mask = (a > 0.5).astype(np.uint8)
+    pts = cv2.findNonZero(mask)
+    if pts is None or len(pts) < 16:
+        return 0.0, 0.0
+    hull_pts = cv2.convexHull(pts)
+    hull = np.zeros_like(mask)
+    cv2.fillPoly(hull, [hull_pts], 1)
+    hull |= mask
+    cols = np.nonzero(mask.any(axis=0))[0]
+    rows = np.arange(mask.shape[0])[:, None]
+    low_mask = np.where(mask[:, cols] > 0, rows, -1).max(axis=0)
+    low_hull = np.where(hull[:, cols] > 0, rows, -1).max(axis=0)
+    contact = float(np.mean(low_hull - low_mask <= 2))
+    width = float(cols[-1] - cols[0] + 1)
+    poly = cv2.approxPolyDP(hull_pts, 1.0, True).reshape(-1, 2).astype(np.float64)
+    edges = np.roll(poly, -1, axis=0) - poly
+    length = np.hypot(edges[:, 0], edges[:, 1])
+    # lower outline: edges whose outward normal points down the image (y grows downwards);
+    # OpenCV's hull is clockwise in image coordinates, so the outward normal is (dy, -dx)
+    normal_y = -edges[:, 0] / np.maximum(length, 1e-9)
+    orient = np.sign(np.sum(poly[:, 0] * np.roll(poly[:, 1], -1) - np.roll(poly[:, 0], -1) * poly[:, 1]))
+    normal_y *= orient
+    lower = (normal_y > 0.5) & (length > 0.25 * width)
+    straight = float(np.abs(edges[lower, 0]).sum() / width)
+    return contact, min(straight, 1.0)
