@@ -97,14 +97,17 @@ def _height_to_pixel(camera: Camera, xy: np.ndarray, u_top: np.ndarray, v_top: n
     return (v_top * x0[:, 2] - x0[:, 1]) / np.where(np.abs(den) < 1e-12, 1e-12, den)
 
 
-def _outlines(mask: np.ndarray, camera: Camera) -> dict[str, np.ndarray]:
+def _outlines(mask: np.ndarray, camera: Camera, convex: bool = True) -> dict[str, np.ndarray]:
     """Per slice (angle bin around the vertical vanishing point): the image points of the
-    convex hull's lower outline and of the silhouette's upper outline."""
+    convex hull's lower outline (the silhouette's own with ``convex=False``) and of the
+    silhouette's upper outline."""
     vpu, vpv = vertical_vanishing_point(camera)
-    pts = cv2.findNonZero(mask.astype(np.uint8))
-    hull = np.zeros(mask.shape, np.uint8)
-    cv2.fillPoly(hull, [cv2.convexHull(pts)], 1)
-    hull = hull.astype(bool) | mask
+    hull = mask
+    if convex:
+        pts = cv2.findNonZero(mask.astype(np.uint8))
+        filled = np.zeros(mask.shape, np.uint8)
+        cv2.fillPoly(filled, [cv2.convexHull(pts)], 1)
+        hull = filled.astype(bool) | mask
 
     def polar(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         rows, cols = np.nonzero(m)
@@ -325,36 +328,37 @@ def footprint_field(fit: FootprintFit, axis: np.ndarray, camera: Camera) -> np.n
                       cap_xy[..., None] - z).astype(np.float32)
 
 
-def flat_bottom(alpha: np.ndarray) -> tuple[float, float]:
-    """How much the silhouette ``alpha`` (S,S) stands on straight ground edges, as two
-    fractions of its width in [0,1]: ``contact``, the columns whose lowest object pixel lies
-    on the convex hull's lower outline (within 2 px at ``WORK_SIZE``: no gaps between legs,
-    no overhang), and ``straight``, the width spanned by long straight edges of that lower
-    outline (each over a quarter of the width: a box's bottom edges, not an ellipse's arc)."""
+def flat_bottom(alpha: np.ndarray, camera: Camera) -> tuple[float, float]:
+    """How the silhouette ``alpha`` (S,S) seen by ``camera`` (camera 0 at size S) meets the
+    ground, read per slice (line through the vertical vanishing point, so a box's vertical
+    edges are single slices) at ``WORK_SIZE``: ``contact`` in [0,1], the fraction of slices
+    whose lowest object pixel lies on the convex hull's lower outline (within 2 px: no gaps
+    between legs, no overhang), and ``bend``, how far (95th percentile, a fraction of the
+    width) that lower outline strays from the two straight edges through its ends and its
+    lowest point (a box's bottom edges: ~0; an ellipse's arc: several per cent)."""
+    work = camera.resized(WORK_SIZE)
     a = cv2.resize(np.asarray(alpha, dtype=np.float32), (WORK_SIZE, WORK_SIZE),
                    interpolation=cv2.INTER_AREA)
-    mask = (a > 0.5).astype(np.uint8)
-    pts = cv2.findNonZero(mask)
-    if pts is None or len(pts) < 16:
-        return 0.0, 0.0
-    hull_pts = cv2.convexHull(pts)
-    hull = np.zeros_like(mask)
-    cv2.fillPoly(hull, [hull_pts], 1)
-    hull |= mask
-    cols = np.nonzero(mask.any(axis=0))[0]
-    rows = np.arange(mask.shape[0])[:, None]
-    low_mask = np.where(mask[:, cols] > 0, rows, -1).max(axis=0)
-    low_hull = np.where(hull[:, cols] > 0, rows, -1).max(axis=0)
-    contact = float(np.mean(low_hull - low_mask <= 2))
-    width = float(cols[-1] - cols[0] + 1)
-    poly = cv2.approxPolyDP(hull_pts, 1.0, True).reshape(-1, 2).astype(np.float64)
-    edges = np.roll(poly, -1, axis=0) - poly
-    length = np.hypot(edges[:, 0], edges[:, 1])
-    # lower outline: edges whose outward normal points down the image (y grows downwards);
-    # OpenCV's hull is clockwise in image coordinates, so the outward normal is (dy, -dx)
-    normal_y = -edges[:, 0] / np.maximum(length, 1e-9)
-    orient = np.sign(np.sum(poly[:, 0] * np.roll(poly[:, 1], -1) - np.roll(poly[:, 0], -1) * poly[:, 1]))
-    normal_y *= orient
-    lower = (normal_y > 0.5) & (length > 0.25 * width)
-    straight = float(np.abs(edges[lower, 0]).sum() / width)
-    return contact, min(straight, 1.0)
+    mask = a > 0.5
+    if mask.sum() < 16:
+        return 0.0, 1.0
+    hull = _outlines(mask, work)
+    own = _outlines(mask, work, convex=False)
+    n = min(len(hull["theta"]), len(own["theta"]))
+    if n < 4:
+        return 0.0, 1.0
+    # the same slices (both start at the hull's first angle; the mask may have empty ones)
+    low_hull = np.hypot(hull["low_u"] - hull["vp"][0], hull["low_v"] - hull["vp"][1])
+    theta_own = own["theta"]
+    low_own = np.interp(hull["theta"], theta_own,
+                        np.hypot(own["low_u"] - own["vp"][0], own["low_v"] - own["vp"][1]))
+    contact = float(np.mean(low_own - low_hull <= 2.0))
+    u, v = hull["low_u"], hull["low_v"]
+    width = float(u.max() - u.min()) + 1.0
+    corner = int(np.argmax(v))
+    ends = [0, corner, len(u) - 1]
+    if corner in (0, len(u) - 1):
+        ends = [0, len(u) - 1]
+    polyline = np.interp(u, u[ends], v[ends])
+    bend = float(np.percentile(np.abs(v - polyline), 95)) / width
+    return contact, bend

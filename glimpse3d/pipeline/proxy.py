@@ -66,14 +66,14 @@ SYMMETRY_MIN = 0.8
 # silhouette from view 0 (spheres, cylinders, cones, capsules: < 0.0002; boxes: 0.009-0.08)
 PRISM_MIN_MISSED = 0.005
 # "auto" reads a silhouette that stands on straight ground edges as an upright object on its
-# footprint (glimpse3d.pipeline.footprint): the lowest pixel of at least FLAT_MIN_CONTACT of
-# its columns on the convex hull's lower outline, and long straight edges spanning at least
-# FLAT_MIN_STRAIGHT of its width. Measured after preprocessing (contact / straight): boxes at
-# 0-45° yaw, a book, a sofa, a shoe >= 0.83 / >= 0.77; a rounded toaster 0.90 / 0.63, a
-# teapot 0.85 / 0.43, kettles, ducks, bottles, mugs, plates, stacked discs <= 0.27 straight;
-# legs and wheels (a cow, a table, a chair, a bus) <= 0.40 contact
-FLAT_MIN_CONTACT = 0.7
-FLAT_MIN_STRAIGHT = 0.7
+# footprint (glimpse3d.pipeline.footprint.flat_bottom): the lowest pixel of at least
+# FLAT_MIN_CONTACT of its slices on the convex hull's lower outline, which strays at most
+# FLAT_MAX_BEND of the width from two straight edges. Measured after preprocessing
+# (contact / bend): boxes at 0-45° yaw, a book, a sofa, a shoe, a rounded toaster >= 0.80 /
+# <= 0.047; plates, cones, blobs, teapots, kettles, ducks, spheres, bottles, mugs, stacked
+# discs: bend >= 0.084; legs and wheels (a cow, a table, a chair, a bus): contact <= 0.33
+FLAT_MIN_CONTACT = 0.6
+FLAT_MAX_BEND = 0.06
 
 
 def _fill_bg(rgb: np.ndarray, alpha: np.ndarray, thr: float = 0.05) -> np.ndarray:
@@ -288,8 +288,8 @@ def proxy_field(alpha: np.ndarray, *, grid: int = GRID, hull_azimuths: int = HUL
     hull = cone0.copy()
     used = "rotational"
     if shape_prior == "auto":
-        contact, straight = flat_bottom(alpha)
-        if contact >= FLAT_MIN_CONTACT and straight >= FLAT_MIN_STRAIGHT:
+        contact, bend = flat_bottom(alpha, cam0)
+        if contact >= FLAT_MIN_CONTACT and bend <= FLAT_MAX_BEND:
             shape_prior = "footprint"
     fp = fit_footprint(alpha, cam0) if shape_prior == "footprint" else None
     if shape_prior not in ("prism", "inflated", "footprint"):
