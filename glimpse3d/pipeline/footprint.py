@@ -46,7 +46,7 @@ FRAME_ROUNDS = 6  # fits, each in the frame the last one implies (perspective, c
 MAX_SHIFT = 0.15  # largest principal-point shift, a fraction of the image side
 PERSPECTIVE_RATIO = 3.0  # camera distance / bounding radius of the 16 views (1.5 / 0.5)
 EDGE_SLICES = 3  # outermost slices averaged for the flat-top height
-MIN_SYMMETRIC_DEPTH = 0.2  # point symmetry gives depth/width below this: use the flat top
+MIN_SYMMETRIC_DEPTH = 0.35  # point symmetry gives depth/width below this: use the flat top
 
 
 @dataclass(frozen=True)
@@ -156,10 +156,12 @@ def _reading(o: dict[str, np.ndarray], camera: Camera, z_ground: float, axis: np
         centre = 0.5 * (near[0] + near[-1])
         far = 2 * centre - near  # the near side turned by 180° about its ends' midpoint
     else:
+        # the height of each end: the tallest of its outermost slices (the outermost ones
+        # can hold only part of a vertical edge)
         k = min(EDGE_SLICES, len(near) // 2)
-        ends = np.r_[np.arange(k), np.arange(len(near) - k, len(near))]
-        h = _height_to_pixel(camera, near[ends], o["top_u"][ends], o["top_v"][ends])
-        z_top = max(float(np.median(h)), z_ground + 1e-3)
+        sides = [np.arange(k), np.arange(len(near) - k, len(near))]
+        h = [np.max(_height_to_pixel(camera, near[i], o["top_u"][i], o["top_v"][i])) for i in sides]
+        z_top = max(float(np.mean(h)), z_ground + 1e-3)
         far = _on_plane(camera, o["top_u"], o["top_v"], z_top)[::-1]
         if not np.isfinite(far).all():
             return None
@@ -224,8 +226,8 @@ def fit_footprint(alpha: np.ndarray, camera: Camera, rule: str = "auto") -> Foot
     for round_ in range(FRAME_ROUNDS):
         cam = _fit_camera(work, zoom, shift)
         got = _fit_at(mask, cam, rule)
-        if got is None:
-            break
+        if got is None or not _sane(got):
+            break  # keep the last sane reading (none: the silhouette gives no footprint)
         fit = replace(got, zoom=zoom, shift=tuple(shift * camera.width / WORK_SIZE))
         # the reading's bounding-box centre should be where the camera looks (the origin):
         # move the principal point onto it; every other round, once the centre has settled,
@@ -236,6 +238,16 @@ def fit_footprint(alpha: np.ndarray, camera: Camera, rule: str = "auto") -> Foot
         if round_ % 2 == 1:
             zoom = float(np.clip(PERSPECTIVE_RATIO * radius / work.distance, 1.0, 2.0))
     return fit
+
+
+def _sane(fit: FootprintFit) -> bool:
+    """A reading inside its search ranges: the ground height not at an end of its range,
+    the footprint clear of the ground grid's border."""
+    fp = fit.footprint
+    z_lo, z_hi = Z_GROUND_RANGE
+    step = (z_hi - z_lo) / (Z_GROUND_STEPS - 1)
+    border = fp[0].any() or fp[-1].any() or fp[:, 0].any() or fp[:, -1].any()
+    return not border and z_lo + step / 2 < fit.z_ground < z_hi - step / 2
 
 
 def _fit_camera(camera: Camera, zoom: float, shift: np.ndarray) -> Camera:
@@ -261,37 +273,39 @@ def _box(fit: FootprintFit) -> tuple[np.ndarray, float]:
 
 
 def _fit_at(mask: np.ndarray, work: Camera, rule: str) -> FootprintFit | None:
+    """The reading in one camera frame: for each far-side rule, the ground height whose
+    reading is centred on view 0's axis; ``auto`` takes point symmetry unless its footprint
+    is shallower than ``MIN_SYMMETRIC_DEPTH`` of its width (a straight near side)."""
     o = _outlines(mask, work)
     if len(o["theta"]) < 4:
         return None
     axis = np.linspace(-GROUND_EXTENT, GROUND_EXTENT, GROUND_CELLS)
     gx, gy = np.meshgrid(axis, axis, indexing="ij")
     view = -work.center / np.linalg.norm(work.center)  # view 0's axis through the origin
-
-    best = None
+    rules = ["symmetric", "flat-top"] if rule == "auto" else [rule]
+    best: dict[str, tuple[float, FootprintFit]] = {}
     for z_ground in np.linspace(*Z_GROUND_RANGE, Z_GROUND_STEPS):
         # every vertical line's image passes through the vanishing point: the angle of a
         # ground cell's projection is its slice, at any height
         u, v = _project_ground(work, gx.ravel(), gy.ravel(), z_ground)
         cell_theta = np.arctan2(u - o["vp"][0], o["vp"][1] - v).reshape(gx.shape)
-        rules = ["symmetric", "flat-top"] if rule == "auto" else [rule]
         for r in rules:
             got = _reading(o, work, float(z_ground), axis, cell_theta, r)
             if got is None:
                 continue
             footprint, cap, depth, width = got
-            if r == "symmetric" and rule == "auto" and depth < MIN_SYMMETRIC_DEPTH * width:
-                continue
             z_top = float(np.percentile(cap[footprint], 90))
             xs, ys = gx[footprint], gy[footprint]
             centre = np.array([0.5 * (xs.min() + xs.max()), 0.5 * (ys.min() + ys.max()),
                                0.5 * (z_ground + z_top)])
             off = abs(float(centre @ view))
-            if best is None or off < best[0]:
-                best = (off, FootprintFit(footprint, cap, axis, float(z_ground), r, depth, width))
-            break
-    return None if best is None else best[1]
-
+            if r not in best or off < best[r][0]:
+                best[r] = (off, FootprintFit(footprint, cap, axis, float(z_ground), r, depth, width))
+    sym = best.get("symmetric")
+    if sym is not None and (rule != "auto" or sym[1].depth >= MIN_SYMMETRIC_DEPTH * sym[1].width):
+        return sym[1]
+    flat = best.get("flat-top")
+    return None if flat is None else flat[1]
 
 def _project_ground(camera: Camera, x: np.ndarray, y: np.ndarray, z: float
                     ) -> tuple[np.ndarray, np.ndarray]:

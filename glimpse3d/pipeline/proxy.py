@@ -287,12 +287,11 @@ def proxy_field(alpha: np.ndarray, *, grid: int = GRID, hull_azimuths: int = HUL
     cone0 = np.maximum(_sample(sd, u0, v0, -margin_px), -margin_px)  # view-0 silhouette cone
     hull = cone0.copy()
     used = "rotational"
-    if shape_prior == "auto":
-        contact, bend = flat_bottom(alpha, cam0)
-        if contact >= FLAT_MIN_CONTACT and bend <= FLAT_MAX_BEND:
-            shape_prior = "footprint"
-    fp = fit_footprint(alpha, cam0) if shape_prior == "footprint" else None
-    if shape_prior not in ("prism", "inflated", "footprint"):
+    fp = None  # the footprint reading, where asked for or where the silhouette stands flat
+    if shape_prior == "footprint" or (
+            shape_prior == "auto" and _stands_flat(*flat_bottom(alpha, cam0))):
+        fp = fit_footprint(alpha, cam0)
+    if fp is None and shape_prior not in ("prism", "inflated"):
         active = np.nonzero(hull > -margin_px)[0]
         n_az = max(1, hull_azimuths)
         for k in range(1, n_az):
@@ -304,7 +303,7 @@ def proxy_field(alpha: np.ndarray, *, grid: int = GRID, hull_azimuths: int = HUL
     # 1b. the prism prior instead, where the rotational hull cannot explain the silhouette
     #     (it misses some of it from view 0: corners) and the silhouette reads as a prism
     covered = None  # view-0 coverage of ``hull``, reused by step 3 while the hull stands
-    if shape_prior == "auto":
+    if shape_prior == "auto" and fp is None:
         covered = _coverage0(hull.reshape(grid, grid, grid), axis, cam0, size)
     if shape_prior == "prism" or (
             covered is not None and (mask & ~covered).sum() > PRISM_MIN_MISSED * mask.sum()):
@@ -350,6 +349,11 @@ def proxy_field(alpha: np.ndarray, *, grid: int = GRID, hull_azimuths: int = HUL
         field_[sel] = np.maximum(field_[sel], np.minimum(inflated(sel), miss))
     lim = margin_px * px_to_world
     return np.clip(field_, -lim, lim).reshape(grid, grid, grid), axis, used
+
+
+def _stands_flat(contact: float, bend: float) -> bool:
+    """The silhouette stands on straight ground edges (see ``FLAT_MIN_CONTACT``)."""
+    return contact >= FLAT_MIN_CONTACT and bend <= FLAT_MAX_BEND
 
 
 def mirror_symmetry(mask: np.ndarray) -> float:

@@ -28,3 +28,33 @@ def ray_sphere_depth(cam: Camera, centre: np.ndarray, radius: float) -> np.ndarr
     t = -b - np.sqrt(np.maximum(disc, 0.0))
     z = (origin + dirs * t[..., None]) @ cam.w2c[2, :3] + cam.w2c[2, 3]
     return np.where(disc > 0, z, 0.0)
+
+
+def similarity_camera(camera: Camera, scale: float, shift: np.ndarray) -> Camera:
+    """The camera that sees a model transformed by ``p -> scale * p + shift`` as ``camera``
+    sees the model itself: w2c' = [R | (R shift + T) / scale]."""
+    from dataclasses import replace
+
+    w2c = camera.w2c.copy()
+    w2c[:3, 3] = (w2c[:3, :3] @ shift + w2c[:3, 3]) / scale
+    return replace(camera, w2c=w2c)
+
+
+def aligned_ious(render_alpha, obj: S.SyntheticObject, cam0: Camera,
+                 cameras: list[Camera], iterations: int = 6) -> list[float]:
+    """Silhouette IoU of a model against ``obj`` at ``cameras`` after the protocol's
+    alignment (benchmarks/bench_quality.py): a uniform scale about the origin and a shift
+    perpendicular to view 0's ray, fitted so the model's view-0 silhouette has the truth's
+    area and centroid (all a photo fixes). ``render_alpha(camera) -> (H,W) alpha``."""
+    truth0 = S.silhouette(obj, cam0)
+    ty, tx = np.nonzero(truth0)
+    scale, shift = 1.0, np.zeros(3)
+    right, down = cam0.w2c[0, :3], cam0.w2c[1, :3]
+    for _ in range(iterations):
+        m = render_alpha(similarity_camera(cam0, scale, shift)) > 0.5
+        my, mx = np.nonzero(m)
+        scale *= float(np.sqrt(truth0.sum() / max(m.sum(), 1)))
+        px = cam0.distance / cam0.fx
+        shift = shift + px * ((tx.mean() - mx.mean()) * right + (ty.mean() - my.mean()) * down)
+    return [S.silhouette_iou(render_alpha(similarity_camera(c, scale, shift)), S.silhouette(obj, c))
+            for c in cameras]
