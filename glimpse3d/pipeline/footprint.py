@@ -226,9 +226,10 @@ def fit_footprint(alpha: np.ndarray, camera: Camera, rule: str = "auto") -> Foot
     for round_ in range(FRAME_ROUNDS):
         cam = _fit_camera(work, zoom, shift)
         got = _fit_at(mask, cam, rule)
-        if got is None or not _sane(got):
-            break  # keep the last sane reading (none: the silhouette gives no footprint)
-        fit = replace(got, zoom=zoom, shift=tuple(shift * camera.width / WORK_SIZE))
+        if got is None:
+            break
+        if _sane(got):  # the result is the last reading inside its search ranges
+            fit = replace(got, zoom=zoom, shift=tuple(shift * camera.width / WORK_SIZE))
         # the reading's bounding-box centre should be where the camera looks (the origin):
         # move the principal point onto it; every other round, once the centre has settled,
         # set the perspective from the reading's size (camera 3x its bounding radius away)
