@@ -46,6 +46,7 @@ FRAME_ROUNDS = 6  # fits, each in the frame the last one implies (perspective, c
 MAX_SHIFT = 0.15  # largest principal-point shift, a fraction of the image side
 PERSPECTIVE_RATIO = 3.0  # camera distance / bounding radius of the 16 views (1.5 / 0.5)
 EDGE_SLICES = 3  # outermost slices averaged for the flat-top height
+MAX_NEAR_BOW = 0.01  # a near side this straight (see _bow, in the image) is seen face-on
 MIN_SYMMETRIC_DEPTH = 0.35  # point symmetry gives depth/width below this: use the flat top
 
 
@@ -146,8 +147,21 @@ def _raster(poly_xy: np.ndarray, axis: np.ndarray) -> np.ndarray:
     return img.astype(bool)
 
 
+def _bow(points: np.ndarray) -> float:
+    """How far (90th percentile, a fraction of the extent) the middle 80 % of a curve of
+    points (N,2) strays from its best straight line (0 = straight)."""
+    n = len(points)
+    k = n // 10
+    mid = points[k:n - k] if n - 2 * k >= 3 else points
+    centred = mid - mid.mean(axis=0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    along, across = centred @ vt[0], centred @ vt[1]
+    return float(np.percentile(np.abs(across), 90) / max(np.ptp(along), 1e-9))
+
+
 def _reading(o: dict[str, np.ndarray], camera: Camera, z_ground: float, axis: np.ndarray,
-             cell_theta: np.ndarray, rule: str) -> tuple[np.ndarray, np.ndarray, float, float] | None:
+             cell_theta: np.ndarray, rule: str
+             ) -> tuple[np.ndarray, np.ndarray, float, float] | None:
     """Footprint grid, cap grid, depth and width for one ground height and far-side rule."""
     near = _on_plane(camera, o["low_u"], o["low_v"], z_ground)
     if not np.isfinite(near).all():
@@ -302,10 +316,16 @@ def _fit_at(mask: np.ndarray, work: Camera, rule: str) -> FootprintFit | None:
             off = abs(float(centre @ view))
             if r not in best or off < best[r][0]:
                 best[r] = (off, FootprintFit(footprint, cap, axis, float(z_ground), r, depth, width))
-    sym = best.get("symmetric")
+    sym, flat = best.get("symmetric"), best.get("flat-top")
+    if (rule == "auto" and flat is not None and sym is not None
+            and _bow(np.stack([o["low_u"], o["low_v"]], 1)) <= MAX_NEAR_BOW
+            and flat[1].depth <= sym[1].depth):
+        # a straight near side (seen face-on): point symmetry's depth then comes from the
+        # near side's ends alone; the flat top's, from the whole upper outline, is the
+        # sounder one where it is the shallower (a deeper one means a top that is not flat)
+        return flat[1]
     if sym is not None and (rule != "auto" or sym[1].depth >= MIN_SYMMETRIC_DEPTH * sym[1].width):
         return sym[1]
-    flat = best.get("flat-top")
     return None if flat is None else flat[1]
 
 def _project_ground(camera: Camera, x: np.ndarray, y: np.ndarray, z: float
