@@ -47,6 +47,7 @@ MAX_SHIFT = 0.15  # largest principal-point shift, a fraction of the image side
 PERSPECTIVE_RATIO = 3.0  # camera distance / bounding radius of the 16 views (1.5 / 0.5)
 EDGE_SLICES = 3  # outermost slices averaged for the flat-top height
 MAX_NEAR_BOW = 0.01  # a near side this straight (see _bow, in the image) is seen face-on
+MIN_SIDE_RUN = 0.3  # straight sides this long (fraction of the height) locate the vanishing point
 MIN_SYMMETRIC_DEPTH = 0.35  # point symmetry gives depth/width below this: use the flat top
 
 
@@ -237,7 +238,14 @@ def fit_footprint(alpha: np.ndarray, camera: Camera, rule: str = "auto") -> Foot
     if mask.sum() < 16:
         return None
     fit, zoom, shift = None, 1.0, np.zeros(2)
+    # straight vertical sides give the photo's vertical vanishing point, which fixes the
+    # perspective and the horizontal principal point directly; else the 3-radii convention
+    vp = side_vanishing_point(mask, work)
+    vp_drop = (vertical_vanishing_point(work)[1] - work.cy) / work.fy  # cot(elevation)
     for round_ in range(FRAME_ROUNDS):
+        if vp is not None:
+            shift[0] = vp[0] - work.cx
+            zoom = float(np.clip((vp[1] - work.cy - shift[1]) / (work.fy * vp_drop), 0.7, 2.5))
         cam = _fit_camera(work, zoom, shift)
         got = _fit_at(mask, cam, rule)
         if got is None:
@@ -250,7 +258,7 @@ def fit_footprint(alpha: np.ndarray, camera: Camera, rule: str = "auto") -> Foot
         centre, radius = _box(got)
         (uv,), _ = cam.project(centre[None])
         shift = np.clip(shift + uv - [cam.cx, cam.cy], -MAX_SHIFT * WORK_SIZE, MAX_SHIFT * WORK_SIZE)
-        if round_ % 2 == 1:
+        if round_ % 2 == 1 and vp is None:
             zoom = float(np.clip(PERSPECTIVE_RATIO * radius / work.distance, 1.0, 2.0))
     return fit
 
@@ -263,6 +271,46 @@ def _sane(fit: FootprintFit) -> bool:
     step = (z_hi - z_lo) / (Z_GROUND_STEPS - 1)
     border = fp[0].any() or fp[-1].any() or fp[:, 0].any() or fp[:, -1].any()
     return not border and z_lo + step / 2 < fit.z_ground < z_hi - step / 2
+
+
+def side_vanishing_point(mask: np.ndarray, camera: Camera) -> tuple[float, float] | None:
+    """Where the silhouette's straight left and right sides meet (pixels of ``mask``,
+    (S,S) bool): the vertical vanishing point of a photo of an object with vertical edges at
+    its sides (a box's corners, a cabinet's, a sofa's arms), or ``None`` where a side has no
+    straight run towards a common point below the image of at least ``MIN_SIDE_RUN`` of the
+    object's height. ``camera`` (camera 0 at size S) sets the search around its own
+    vanishing point (a coarse then a fine grid of candidate points)."""
+    rows = np.nonzero(mask.any(axis=1))[0]
+    if len(rows) < 8:
+        return None
+    size = mask.shape[1]
+    y = rows.astype(np.float64) + 0.5
+    sides = [np.argmax(mask[rows], axis=1) + 0.0,
+             size - np.argmax(mask[rows, ::-1], axis=1) + 0.0]
+
+    def run(vp_u: np.ndarray, vp_v: np.ndarray) -> np.ndarray:
+        """Shorter side's longest run of boundary rows on one line through each candidate
+        point: the lines' crossings of the row y = 0, counted in 1 px bins."""
+        out = np.full(vp_u.shape, np.inf)
+        for x in sides:
+            foot = x[None, :] + (vp_u[:, None] - x[None, :]) * (-y[None, :]) / (vp_v[:, None] - y[None, :])
+            idx = np.clip(np.floor(foot + size).astype(np.int64), 0, 3 * size - 1)
+            counts = np.zeros((len(vp_u), 3 * size), np.int32)
+            np.add.at(counts, (np.arange(len(vp_u))[:, None], idx), 1)
+            out = np.minimum(out, counts.max(axis=1))
+        return out
+
+    vpu, vpv = vertical_vanishing_point(camera)
+    su, sv = 0.5 * size, 0.6 * (vpv - camera.cy)
+    for _ in range(2):  # coarse grid, then a fine one around its best point
+        gu, gv = np.meshgrid(np.linspace(vpu - su, vpu + su, 21), np.linspace(vpv - sv, vpv + sv, 21))
+        score = run(gu.ravel(), gv.ravel())
+        k = int(np.argmax(score))
+        vpu, vpv = float(gu.ravel()[k]), float(gv.ravel()[k])
+        su, sv = su / 10.0, sv / 10.0
+    if score[k] < MIN_SIDE_RUN * (rows[-1] - rows[0] + 1) or vpv <= mask.shape[0]:
+        return None
+    return vpu, vpv
 
 
 def _fit_camera(camera: Camera, zoom: float, shift: np.ndarray) -> Camera:

@@ -13,7 +13,9 @@ from glimpse3d.pipeline.footprint import (
     fit_footprint,
     flat_bottom,
     footprint_field,
+    side_vanishing_point,
 )
+from glimpse3d.pipeline.prism import vertical_vanishing_point
 from glimpse3d.pipeline.proxy import FLAT_MAX_BEND, FLAT_MIN_CONTACT
 from glimpse3d.splat.cameras import orbit_camera
 from glimpse3d.testing import synthetic as S
@@ -91,3 +93,19 @@ def test_footprint_field_inside_above_and_beside() -> None:
     assert field[12, 12, 5] < 0  # z = -0.35, below the ground
     assert field[12, 23, 12] < 0  # y = 0.55, beside it
     assert field[12, 12, 12] == pytest.approx(0.25, abs=0.05)  # a distance in scene units
+
+
+@pytest.mark.parametrize("distance", [1.5, 2.2])
+def test_the_sides_of_a_box_give_the_vanishing_point(distance: float) -> None:
+    """A box photographed from 1.5 and from 2.2 (weaker perspective): its straight sides meet
+    at the photo camera's own vertical vanishing point; a sphere has no straight sides."""
+    from glimpse3d.splat.cameras import fov_camera
+
+    cam = fov_camera(30.0, 0.0, distance, 49.1 * 1.5 / distance, SIZE)  # about the same size
+    mask = S.silhouette(S.make_box(25.0), cam)
+    vp = side_vanishing_point(mask, CAM0)
+    assert vp is not None
+    true_u, true_v = vertical_vanishing_point(cam)
+    assert vp[0] == pytest.approx(true_u, abs=4.0)
+    assert vp[1] == pytest.approx(true_v, rel=0.03)
+    assert side_vanishing_point(S.silhouette(S.catalogue()["sphere"], CAM0), CAM0) is None
