@@ -37,10 +37,12 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from glimpse3d.splat.cameras import similarity_camera
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -312,14 +314,6 @@ def render_truth(obj: TruthObject, camera: object, ssaa: int = 2) -> np.ndarray:
     a = a.reshape(h, ssaa, w, ssaa).mean(axis=(1, 3))
     rgb = np.where(a[..., None] > 0, rgb / np.maximum(a[..., None], 1e-9), 0.0)
     return np.concatenate([rgb, a[..., None]], -1).astype(np.float32)
-
-
-def similarity_camera(camera: object, scale: float, shift: np.ndarray) -> object:
-    """The camera that sees the model transformed by ``p -> scale * p + shift`` as ``camera``
-    sees the model itself: w2c' = [R | (R shift + T) / scale]."""
-    w2c = camera.w2c.copy()
-    w2c[:3, 3] = (w2c[:3, :3] @ shift + w2c[:3, 3]) / scale
-    return replace(camera, w2c=w2c)
 
 
 Renderer = Callable[[object], tuple[np.ndarray, np.ndarray]]  # camera -> (premul rgb, alpha)

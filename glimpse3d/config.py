@@ -77,7 +77,7 @@ class Settings(BaseSettings):
         1800.0, gt=0, description="Longest a SyncDreamer subprocess may run.")
     proxy_shape: Literal["auto", "rotational", "prism", "inflated", "footprint"] = Field(
         "auto",
-        description="Classic multiview/depth shape prior: auto | rotational | prism | inflated.")
+        description="Classic multiview/depth shape prior: auto | rotational | prism | inflated | footprint.")
     depth_backend: str = Field("classic", description="classic | transformers")
     depth_model: str | None = Field(None, description="Depth model id or local dir.")
     enhance_backend: str = Field("classic", description="classic | diffusers")

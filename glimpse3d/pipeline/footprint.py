@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from glimpse3d.pipeline.prism import vertical_vanishing_point
+from glimpse3d.pipeline.prism import vertical_vanishing_point, working_mask
 from glimpse3d.splat.cameras import Camera
 
 WORK_SIZE = 256  # px, resolution the outlines are read at
@@ -231,10 +231,7 @@ def fit_footprint(alpha: np.ndarray, camera: Camera, rule: str = "auto") -> Foot
     (the same image of the object, at the same size, with the photo's perspective: an object
     of bounding radius R seen from 3 R, the convention of the 16 views).
     """
-    work = camera.resized(WORK_SIZE)
-    a = cv2.resize(np.asarray(alpha, dtype=np.float32), (WORK_SIZE, WORK_SIZE),
-                   interpolation=cv2.INTER_AREA)
-    mask = a > 0.5
+    work, mask = working_mask(alpha, camera, WORK_SIZE)
     if mask.sum() < 16:
         return None
     fit, zoom, shift = None, 1.0, np.zeros(2)
@@ -419,10 +416,7 @@ def flat_bottom(alpha: np.ndarray, camera: Camera) -> tuple[float, float]:
     between legs, no overhang), and ``bend``, how far (95th percentile, a fraction of the
     width) that lower outline strays from the two straight edges through its ends and its
     lowest point (a box's bottom edges: ~0; an ellipse's arc: several per cent)."""
-    work = camera.resized(WORK_SIZE)
-    a = cv2.resize(np.asarray(alpha, dtype=np.float32), (WORK_SIZE, WORK_SIZE),
-                   interpolation=cv2.INTER_AREA)
-    mask = a > 0.5
+    work, mask = working_mask(alpha, camera, WORK_SIZE)
     if mask.sum() < 16:
         return 0.0, 1.0
     hull = _outlines(mask, work)

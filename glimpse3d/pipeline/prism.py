@@ -113,14 +113,18 @@ def vertical_vanishing_point(camera: Camera) -> tuple[float, float]:
     return float(camera.fx * d[0] / d[2] + camera.cx), float(camera.fy * d[1] / d[2] + camera.cy)
 
 
+def working_mask(alpha: np.ndarray, camera: Camera, size: int) -> tuple[Camera, np.ndarray]:
+    """``camera`` and the silhouette ``alpha`` (S,S) in [0,1] at ``size`` px (area-averaged,
+    then alpha > 0.5): the resolution the silhouette readings search at."""
+    a = cv2.resize(np.asarray(alpha, dtype=np.float32), (size, size), interpolation=cv2.INTER_AREA)
+    return camera.resized(size), a > 0.5
+
+
 def fit_prism(alpha: np.ndarray, camera: Camera, z_limit: float = Z_LIMIT) -> PrismFit | None:
     """Fit a vertical prism to the silhouette ``alpha`` (S,S) in [0,1] seen by ``camera``
     (camera 0 at size S), its caps within heights +-``z_limit``. ``None`` when no prism
     covers the silhouette."""
-    work = camera.resized(WORK_SIZE)
-    a = cv2.resize(np.asarray(alpha, dtype=np.float32), (WORK_SIZE, WORK_SIZE),
-                   interpolation=cv2.INTER_AREA)
-    mask = a > 0.5
+    work, mask = working_mask(alpha, camera, WORK_SIZE)
     if mask.sum() < 16:
         return None
     sd = _signed_distance(mask)

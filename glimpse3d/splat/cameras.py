@@ -8,7 +8,7 @@ distances in scene units (the object fits a sphere of radius ~0.5 at the origin)
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -85,6 +85,14 @@ class Camera:
             azimuth=self.azimuth,
             distance=self.distance,
         )
+
+
+def similarity_camera(camera: Camera, scale: float, shift: np.ndarray) -> Camera:
+    """The camera that sees a model transformed by ``p -> scale * p + shift`` (world units)
+    as ``camera`` sees the model itself: w2c' = [R | (R shift + T) / scale]."""
+    w2c = camera.w2c.copy()
+    w2c[:3, 3] = (w2c[:3, :3] @ np.asarray(shift, dtype=np.float64) + w2c[:3, 3]) / scale
+    return replace(camera, w2c=w2c)
 
 
 def camera_center(elevation_deg: float, azimuth_deg: float, distance: float = DISTANCE) -> np.ndarray:

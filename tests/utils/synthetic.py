@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from glimpse3d.splat.cameras import Camera
+from glimpse3d.splat.cameras import Camera, similarity_camera
 from glimpse3d.testing import synthetic as S
 
 
@@ -28,16 +28,6 @@ def ray_sphere_depth(cam: Camera, centre: np.ndarray, radius: float) -> np.ndarr
     t = -b - np.sqrt(np.maximum(disc, 0.0))
     z = (origin + dirs * t[..., None]) @ cam.w2c[2, :3] + cam.w2c[2, 3]
     return np.where(disc > 0, z, 0.0)
-
-
-def similarity_camera(camera: Camera, scale: float, shift: np.ndarray) -> Camera:
-    """The camera that sees a model transformed by ``p -> scale * p + shift`` as ``camera``
-    sees the model itself: w2c' = [R | (R shift + T) / scale]."""
-    from dataclasses import replace
-
-    w2c = camera.w2c.copy()
-    w2c[:3, 3] = (w2c[:3, :3] @ shift + w2c[:3, 3]) / scale
-    return replace(camera, w2c=w2c)
 
 
 def aligned_ious(render_alpha, obj: S.SyntheticObject, cam0: Camera,
