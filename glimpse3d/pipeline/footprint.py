@@ -10,7 +10,8 @@ ignores. The far side is read by one of two rules:
   side is the near side turned by 180° about the midpoint of its two ends (a parallelogram
   from the two visible bottom edges of a turned box — exact for boxes);
 * **flat top** (when the near side is straight, e.g. a box seen face-on, where symmetry
-  gives no depth): the tops of the two outermost vertical slices give the object's height,
+  gives no depth or a depth resting on the near side's ends alone, and the flat top is the
+  shallower reading): the tops of the outermost vertical slices give the object's height,
   and the far side is where the silhouette's upper outline meets a plane at that height.
 
 Every line through the vertical vanishing point is the image of a vertical plane through
@@ -21,6 +22,13 @@ exact for prisms, and the view-0 silhouette cone trims the rest.
 The ground height is not known from one photo; it is chosen so that the object's bounding
 box is centred on the origin along view 0's axis (the convention the processed photo is
 made with: object centred, the orbit around its middle).
+
+The processed photo is the original re-centred and re-scaled (85 % fill), which moves its
+vertical vanishing point and principal point away from the working camera's. The reading is
+therefore made with its own camera (:func:`fit_footprint`): the principal point moved onto
+the reading's bounding-box centre, and the perspective set by the vanishing point of the
+silhouette's straight sides (:func:`side_vanishing_point`) or, without them, by the 16
+views' convention (camera 3 bounding radii away).
 
 Units: scene units, world Z-up; angles in radians inside, pixels with centres at +0.5;
 cameras are OpenCV ``w2c`` (see :mod:`glimpse3d.splat.cameras`).
@@ -87,11 +95,9 @@ def _on_plane(camera: Camera, u: np.ndarray, v: np.ndarray, z: float | np.ndarra
     return c[None, :2] + t[:, None] * d[:, :2]
 
 
-def _height_to_pixel(camera: Camera, xy: np.ndarray, u_top: np.ndarray, v_top: np.ndarray
-                     ) -> np.ndarray:
+def _height_to_row(camera: Camera, xy: np.ndarray, v_top: np.ndarray) -> np.ndarray:
     """Height z at which the vertical line above each ground point ``xy`` (N,2) projects to
-    the image row of the upper-outline point (u_top, v_top) (closed form: v(z) is a ratio of
-    linear functions of z)."""
+    image row ``v_top`` (N,) (closed form: v(z) is a ratio of linear functions of z)."""
     p = camera.K @ camera.w2c[:3]  # 3x4
     x0 = xy @ p[:, :2].T + p[:, 3]  # (N,3) homogeneous image point at z = 0
     x1 = p[:, 2]  # its change per unit of z
@@ -175,7 +181,7 @@ def _reading(o: dict[str, np.ndarray], camera: Camera, z_ground: float, axis: np
         # can hold only part of a vertical edge)
         k = min(EDGE_SLICES, len(near) // 2)
         sides = [np.arange(k), np.arange(len(near) - k, len(near))]
-        h = [np.max(_height_to_pixel(camera, near[i], o["top_u"][i], o["top_v"][i])) for i in sides]
+        h = [np.max(_height_to_row(camera, near[i], o["top_v"][i])) for i in sides]
         z_top = max(float(np.mean(h)), z_ground + 1e-3)
         far = _on_plane(camera, o["top_u"], o["top_v"], z_top)[::-1]
         if not np.isfinite(far).all():
@@ -199,8 +205,7 @@ def _reading(o: dict[str, np.ndarray], camera: Camera, z_ground: float, axis: np
     top_of_bin[slot] = o["top_v"]
     top_of_bin = _fill_nan(top_of_bin)
     v_top = top_of_bin[bins]
-    u_top = o["vp"][0]  # unused by the closed form (rows only)
-    h_cell = _height_to_pixel(camera, xy, np.full(len(xy), u_top), v_top)
+    h_cell = _height_to_row(camera, xy, v_top)
     cap_bin = np.full(len(top_of_bin), np.inf)
     np.minimum.at(cap_bin, bins, h_cell)
     # a slice whose far end the raster cut short reads too high: median of its neighbours
@@ -221,14 +226,17 @@ def _fill_nan(a: np.ndarray) -> np.ndarray:
 
 def fit_footprint(alpha: np.ndarray, camera: Camera, rule: str = "auto") -> FootprintFit | None:
     """The footprint reading of the silhouette ``alpha`` (S,S) in [0,1] seen by ``camera``
-    (camera 0 at size S). ``rule``: ``"symmetric"``, ``"flat-top"`` or ``"auto"`` (point
-    symmetry unless it gives a footprint shallower than ``MIN_SYMMETRIC_DEPTH`` of its
-    width). ``None`` when the silhouette gives no footprint.
+    (camera 0 at size S). ``rule``: ``"symmetric"``, ``"flat-top"`` or ``"auto"`` (see
+    :func:`_fit_at`). ``None`` when the silhouette gives no footprint inside the search
+    ranges.
 
-    The processed photo is the original re-scaled about the object (85 % fill), which
-    makes the working camera's perspective stronger than the photo's. The reading is made
-    with a camera ``zoom`` times further away and ``zoom`` times longer in focal length
-    (the same image of the object, at the same size, with the photo's perspective: an object
+    The processed photo is the original re-scaled about the object (85 % fill), which moves
+    its perspective and principal point away from the working camera's. The reading is made
+    with a camera ``zoom`` times further away and ``zoom`` times longer in focal length (the
+    same image of the object at the same size, with the photo's perspective) whose principal
+    point is ``shift`` from the image centre, over ``FRAME_ROUNDS`` rounds: the shift moves
+    onto the reading's bounding-box centre; the zoom comes from the vanishing point of the
+    silhouette's straight sides where it has them, else from the reading's size (an object
     of bounding radius R seen from 3 R, the convention of the 16 views).
     """
     work, mask = working_mask(alpha, camera, WORK_SIZE)

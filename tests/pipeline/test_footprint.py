@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from glimpse3d.pipeline.footprint import (
-    _height_to_pixel,
+    _height_to_row,
     _on_plane,
     fit_footprint,
     flat_bottom,
@@ -34,7 +34,7 @@ def test_rays_meet_planes_where_the_camera_projects_from() -> None:
     ground = _on_plane(CAM0, uv[:, 0], uv[:, 1], pts[:, 2])
     np.testing.assert_allclose(ground, pts[:, :2], atol=1e-9)
     # the height at which the vertical above each point reaches its own image row
-    z = _height_to_pixel(CAM0, pts[:, :2], uv[:, 0], uv[:, 1])
+    z = _height_to_row(CAM0, pts[:, :2], uv[:, 1])
     np.testing.assert_allclose(z, pts[:, 2], atol=1e-9)
 
 
