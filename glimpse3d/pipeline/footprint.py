@@ -169,7 +169,10 @@ def _bow(points: np.ndarray) -> float:
 def _reading(o: dict[str, np.ndarray], camera: Camera, z_ground: float, axis: np.ndarray,
              cell_theta: np.ndarray, rule: str
              ) -> tuple[np.ndarray, np.ndarray, float, float] | None:
-    """Footprint grid, cap grid, depth and width for one ground height and far-side rule."""
+    """Footprint grid, cap grid, depth, width and ground height for one ground height (for
+    ``rule="top"``: one top height) and far-side rule."""
+    if rule == "top":
+        return _top_reading(o, camera, -z_ground, axis, cell_theta)
     near = _on_plane(camera, o["low_u"], o["low_v"], z_ground)
     if not np.isfinite(near).all():
         return None
@@ -189,13 +192,9 @@ def _reading(o: dict[str, np.ndarray], camera: Camera, z_ground: float, axis: np
     footprint = _raster(np.concatenate([near, far]), axis)
     if footprint.sum() < 4:
         return None
-    # depth/width along and across view 0's horizontal direction
-    fwd = -camera.center[:2] / np.linalg.norm(camera.center[:2])
-    side = np.array([-fwd[1], fwd[0]])
+    depth, width = _extents(footprint, axis, camera)
     gx, gy = np.meshgrid(axis, axis, indexing="ij")
     xy = np.stack([gx[footprint], gy[footprint]], 1)
-    depth = float(np.ptp(xy @ fwd))
-    width = float(np.ptp(xy @ side))
     # cap: per slice, the height at which the upper outline crosses the footprint's far end
     # (the lowest of the cone's limits over the slice's cells)
     bins = np.clip(np.searchsorted(o["edges"], cell_theta[footprint], side="right") - 1, 0,
@@ -213,7 +212,44 @@ def _reading(o: dict[str, np.ndarray], camera: Camera, z_ground: float, axis: np
     cap_bin[have] = ndimage.median_filter(cap_bin[have], size=5, mode="nearest")
     cap = np.full(footprint.shape, -np.inf)
     cap[footprint] = np.maximum(cap_bin[bins], z_ground + 1e-3)
-    return footprint, cap, depth, width
+    return footprint, cap, depth, width, z_ground
+
+
+def _extents(footprint: np.ndarray, axis: np.ndarray, camera: Camera) -> tuple[float, float]:
+    """Depth and width (scene units) of a footprint along and across view 0's horizontal
+    direction."""
+    fwd = -camera.center[:2] / np.linalg.norm(camera.center[:2])
+    side = np.array([-fwd[1], fwd[0]])
+    gx, gy = np.meshgrid(axis, axis, indexing="ij")
+    xy = np.stack([gx[footprint], gy[footprint]], 1)
+    return float(np.ptp(xy @ fwd)), float(np.ptp(xy @ side))
+
+
+def _top_reading(o: dict[str, np.ndarray], camera: Camera, z_top: float, axis: np.ndarray,
+                 cell_theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float, float] | None:
+    """The reading from the top down, for objects on legs, feet or wheels (whose lowest
+    outline is not the footprint's near side): the upper outline at height ``z_top`` is the
+    far side of a flat top, its point reflection the near side; the ground is where the
+    lowest outline's rays meet the verticals under that near side; one block from the
+    ground to the top, which the view-0 silhouette cone trims (gaps between legs)."""
+    far = _on_plane(camera, o["top_u"], o["top_v"], z_top)
+    if not np.isfinite(far).all():
+        return None
+    near = 0.5 * (far[0] + far[-1]) * 2 - far
+    footprint = _raster(np.concatenate([far, near]), axis)
+    if footprint.sum() < 4:
+        return None
+    # each near-side point's slice, and the height the lowest outline reaches under it
+    p = np.c_[near, np.full(len(near), z_top)]
+    (uv), _ = camera.project(p)
+    theta = np.arctan2(uv[:, 0] - o["vp"][0], o["vp"][1] - uv[:, 1])
+    low_v = np.interp(theta, o["theta"], o["low_v"])
+    z_ground = float(np.percentile(_height_to_row(camera, near, low_v), 10))
+    if not z_ground < z_top - 1e-3:
+        return None
+    cap = np.where(footprint, z_top, -np.inf)
+    depth, width = _extents(footprint, axis, camera)
+    return footprint, cap, depth, width, z_ground
 
 
 def _fill_nan(a: np.ndarray) -> np.ndarray:
@@ -361,14 +397,16 @@ def _fit_at(mask: np.ndarray, work: Camera, rule: str) -> FootprintFit | None:
             got = _reading(o, work, float(z_ground), axis, cell_theta, r)
             if got is None:
                 continue
-            footprint, cap, depth, width = got
+            footprint, cap, depth, width, z_found = got
             z_top = float(np.percentile(cap[footprint], 90))
             xs, ys = gx[footprint], gy[footprint]
             centre = np.array([0.5 * (xs.min() + xs.max()), 0.5 * (ys.min() + ys.max()),
-                               0.5 * (z_ground + z_top)])
+                               0.5 * (z_found + z_top)])
             off = abs(float(centre @ view))
             if r not in best or off < best[r][0]:
-                best[r] = (off, FootprintFit(footprint, cap, axis, float(z_ground), r, depth, width))
+                best[r] = (off, FootprintFit(footprint, cap, axis, float(z_found), r, depth, width))
+    if rule != "auto":
+        return best[rule][1] if rule in best else None
     sym, flat = best.get("symmetric"), best.get("flat-top")
     if (rule == "auto" and flat is not None and sym is not None
             and _bow(np.stack([o["low_u"], o["low_v"]], 1)) <= MAX_NEAR_BOW
@@ -438,12 +476,27 @@ def flat_bottom(alpha: np.ndarray, camera: Camera) -> tuple[float, float]:
     low_own = np.interp(hull["theta"], theta_own,
                         np.hypot(own["low_u"] - own["vp"][0], own["low_v"] - own["vp"][1]))
     contact = float(np.mean(low_own - low_hull <= 2.0))
-    u, v = hull["low_u"], hull["low_v"]
+    return contact, _two_edge_bend(hull["low_u"], hull["low_v"], int(np.argmax(hull["low_v"])))
+
+
+def flat_top(alpha: np.ndarray, camera: Camera) -> float:
+    """How far (95th percentile, a fraction of the width) the silhouette's upper outline
+    strays from the two straight edges through its ends and its highest point, read per
+    slice like :func:`flat_bottom`: a table top's or a bus roof's far edges ~0.02-0.05; a
+    chair's back rising above its seat, an animal's back, a box's vertical corners > 0.25."""
+    work, mask = working_mask(alpha, camera, WORK_SIZE)
+    if mask.sum() < 16:
+        return 1.0
+    o = _outlines(mask, work)
+    u, v = o["top_u"], o["top_v"]
+    if len(u) < 4:
+        return 1.0
+    return _two_edge_bend(u, v, int(np.argmin(v)))
+
+
+def _two_edge_bend(u: np.ndarray, v: np.ndarray, corner: int) -> float:
+    """95th percentile of |v - polyline| / width, the polyline through the outline's ends
+    and its point ``corner``."""
+    ends = [0, corner, len(u) - 1] if 0 < corner < len(u) - 1 else [0, len(u) - 1]
     width = float(u.max() - u.min()) + 1.0
-    corner = int(np.argmax(v))
-    ends = [0, corner, len(u) - 1]
-    if corner in (0, len(u) - 1):
-        ends = [0, len(u) - 1]
-    polyline = np.interp(u, u[ends], v[ends])
-    bend = float(np.percentile(np.abs(v - polyline), 95)) / width
-    return contact, bend
+    return float(np.percentile(np.abs(v - np.interp(u, u[ends], v[ends])), 95)) / width

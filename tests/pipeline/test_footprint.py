@@ -12,11 +12,17 @@ from glimpse3d.pipeline.footprint import (
     _on_plane,
     fit_footprint,
     flat_bottom,
+    flat_top,
     footprint_field,
     side_vanishing_point,
 )
 from glimpse3d.pipeline.prism import vertical_vanishing_point
-from glimpse3d.pipeline.proxy import FLAT_MAX_BEND, FLAT_MIN_CONTACT
+from glimpse3d.pipeline.proxy import (
+    FLAT_MAX_BEND,
+    FLAT_MAX_TOP_BEND,
+    FLAT_MIN_CONTACT,
+    proxy_field,
+)
 from glimpse3d.splat.cameras import orbit_camera
 from glimpse3d.testing import synthetic as S
 
@@ -26,6 +32,21 @@ CAM0 = orbit_camera(30.0, 0.0, size=SIZE)
 
 def _alpha(obj: S.SyntheticObject) -> np.ndarray:
     return S.silhouette(obj, CAM0).astype(np.float32)
+
+
+def _table(yaw: float = 20.0) -> S.SyntheticObject:
+    """A table turned by ``yaw`` degrees, centred on the origin: a 0.8 x 0.6 top from
+    z = 0.255 to 0.315 on four legs down to z = -0.315."""
+    c, s = np.cos(np.radians(yaw)), np.sin(np.radians(yaw))
+
+    def sdf(q: np.ndarray) -> np.ndarray:
+        t = np.stack([c * q[:, 0] + s * q[:, 1], c * q[:, 1] - s * q[:, 0], q[:, 2]], 1)
+        legs = [S.sdf_cylinder_z(t - [x, y, -0.03], 0.03, 0.285) for x in (-0.35, 0.35)
+                for y in (-0.25, 0.25)]
+        return np.minimum(S.sdf_box(t - [0, 0, 0.285], np.array([0.4, 0.3, 0.03])),
+                          np.min(legs, axis=0))
+
+    return S.SyntheticObject("table", sdf, lambda p, n: np.full((len(p), 3), 0.5), radius=0.7)
 
 
 def test_rays_meet_planes_where_the_camera_projects_from() -> None:
@@ -70,15 +91,16 @@ def test_flat_bottom_tells_boxes_from_round_bottoms() -> None:
     for name in ("sphere", "cylinder", "cone", "blob", "mug"):
         _, bend = flat_bottom(_alpha(cat[name]), CAM0)
         assert bend > FLAT_MAX_BEND * 1.3, name
-    # a table on four legs: its lowest pixels are mostly not on the hull (gaps between legs)
-    legs = S.SyntheticObject(
-        "legs", lambda q: np.minimum(
-            S.sdf_box(q - [0, 0, 0.2], np.array([0.4, 0.3, 0.03])),
-            np.min([S.sdf_cylinder_z(q - [x, y, -0.1], 0.03, 0.3)
-                    for x in (-0.35, 0.35) for y in (-0.25, 0.25)], axis=0)),
-        lambda p, n: np.full((len(p), 3), 0.5), radius=0.6)
-    contact, _ = flat_bottom(_alpha(legs), CAM0)
+    # a table on four legs: its lowest pixels are mostly not on the hull (gaps between legs),
+    # but its top's far edges are straight; a chair's back rises above its seat
+    contact, _ = flat_bottom(_alpha(_table()), CAM0)
     assert contact < FLAT_MIN_CONTACT
+    assert flat_top(_alpha(_table()), CAM0) <= FLAT_MAX_TOP_BEND / 2
+    chair = S.SyntheticObject(
+        "chair", lambda q: np.minimum(_table().sdf(q), S.sdf_box(q - [-0.37, 0, 0.5],
+                                                                   np.array([0.03, 0.3, 0.25]))),
+        lambda p, n: np.full((len(p), 3), 0.5), radius=0.8)
+    assert flat_top(_alpha(chair), CAM0) > FLAT_MAX_TOP_BEND
     assert flat_bottom(np.zeros((SIZE, SIZE), np.float32), CAM0) == (0.0, 1.0)
 
 
@@ -109,3 +131,16 @@ def test_the_sides_of_a_box_give_the_vanishing_point(distance: float) -> None:
     assert vp[0] == pytest.approx(true_u, abs=4.0)
     assert vp[1] == pytest.approx(true_v, rel=0.03)
     assert side_vanishing_point(S.silhouette(S.catalogue()["sphere"], CAM0), CAM0) is None
+
+
+def test_a_table_is_read_from_its_top_down() -> None:
+    """Legs keep the lowest outline off the footprint's near side; the top's far edges, its
+    point reflection and the ground under its near edge give the table's top and height."""
+    alpha = _alpha(_table())
+    fit = fit_footprint(alpha, CAM0, rule="top")
+    assert fit is not None and fit.rule == "top"
+    assert float(np.median(fit.cap[fit.footprint])) == pytest.approx(0.315, abs=0.04)
+    assert fit.z_ground == pytest.approx(-0.315, abs=0.05)
+    area = fit.footprint.sum() * (fit.ground_axis[1] - fit.ground_axis[0]) ** 2
+    assert area == pytest.approx(0.8 * 0.6, rel=0.15)
+    assert proxy_field(alpha, grid=48)[2] == "footprint"  # auto reads it so
