@@ -13,7 +13,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from bench_quality import eval_dir
+from bench_quality import ROOT, eval_dir
 from PIL import Image, ImageDraw
 
 AZIMUTHS = (0.0, 60.0, 120.0, 180.0, 240.0, 300.0)
@@ -45,7 +45,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", nargs="+", default=list(DEFAULT))
     parser.add_argument("--size", type=int, default=128)
-    parser.add_argument("-o", "--out", type=Path, default=Path("docs/quality_contact.png"))
+    parser.add_argument("-o", "--out", type=Path, default=ROOT / "docs" / "quality_contact.png")
     args = parser.parse_args()
     root = eval_dir()
     if root is None:
