@@ -101,6 +101,12 @@ def test_flat_bottom_tells_boxes_from_round_bottoms() -> None:
                                                                    np.array([0.03, 0.3, 0.25]))),
         lambda p, n: np.full((len(p), 3), 0.5), radius=0.8)
     assert flat_top(_alpha(chair), CAM0) > FLAT_MAX_TOP_BEND
+    # a round pot on a small foot: its top is an arc
+    pot = S.SyntheticObject(
+        "pot", lambda q: np.minimum(S.sdf_sphere(q - [0, 0, 0.05], 0.4),
+                                    S.sdf_cylinder_z(q - [0, 0, -0.37], 0.15, 0.05)),
+        lambda p, n: np.full((len(p), 3), 0.5), radius=0.6)
+    assert flat_top(_alpha(pot), CAM0) > FLAT_MAX_TOP_BEND
     assert flat_bottom(np.zeros((SIZE, SIZE), np.float32), CAM0) == (0.0, 1.0)
 
 
