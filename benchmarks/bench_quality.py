@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from glimpse3d.splat.cameras import similarity_camera
+from glimpse3d.testing.synthetic import fit_similarity
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -319,27 +320,6 @@ def render_truth(obj: TruthObject, camera: object, ssaa: int = 2) -> np.ndarray:
 Renderer = Callable[[object], tuple[np.ndarray, np.ndarray]]  # camera -> (premul rgb, alpha)
 
 
-def fit_similarity(render_fn: Renderer, truth_alpha0: np.ndarray, cam0: object,
-                   iterations: int = 6) -> tuple[float, np.ndarray]:
-    """Scale and shift (perpendicular to view 0's ray through the origin) of the model
-    matching its view-0 silhouette's area and centroid to the truth's."""
-    t_mask = truth_alpha0 > 0.5
-    ty, tx = np.nonzero(t_mask)
-    scale, shift = 1.0, np.zeros(3)
-    rot = cam0.w2c[:3, :3]
-    right, down = rot[0], rot[1]
-    for _ in range(iterations):
-        _, alpha = render_fn(similarity_camera(cam0, scale, shift))
-        m = alpha > 0.5
-        if not m.any():
-            break
-        my, mx = np.nonzero(m)
-        scale *= float(np.sqrt(t_mask.sum() / m.sum()))
-        px_to_world = cam0.distance / cam0.fx
-        shift = shift + px_to_world * ((tx.mean() - mx.mean()) * right + (ty.mean() - my.mean()) * down)
-    return scale, shift
-
-
 def score_views(render_fn: Renderer, truths: list[np.ndarray], cams: list[object]
                 ) -> dict[str, list[float]]:
     from glimpse3d.pipeline.metrics import psnr, silhouette_iou, ssim
@@ -455,7 +435,7 @@ def run_object(name: str, iterations: int, proxy_only: bool, contact_dir: str,
                                     for t in [truth0] + [truths[SCORED.index(v)]
                                                          for v in CONTACT[1:]]], 1)]
     for version, fn in versions.items():
-        scale, shift = fit_similarity(fn, truth0[..., 3], cam0)
+        scale, shift = fit_similarity(lambda c, fn=fn: fn(c)[1], truth0[..., 3] > 0.5, cam0)
         aligned = [similarity_camera(c, scale, shift) for c in cams]
         scores = score_views(fn, truths, aligned)
         result["versions"][version] = {

@@ -63,8 +63,8 @@ MIN_SYMMETRIC_DEPTH = 0.35  # point symmetry gives depth/width below this: use t
 class FootprintFit:
     """The footprint reading: ``footprint`` (G,G) bool on the ground grid ``ground_axis``
     (indexing x, y), ``cap`` (G,G) top height per cell (scene units, ``-inf`` outside),
-    the ground height ``z_ground``, the far-side rule used (``"symmetric"`` or
-    ``"flat-top"``) and the footprint's ``depth``/``width`` (scene units, along and across
+    the ground height ``z_ground``, the rule used (``"symmetric"``, ``"flat-top"`` or
+    ``"top"``) and the footprint's ``depth``/``width`` (scene units, along and across
     view 0's horizontal direction)."""
 
     footprint: np.ndarray
@@ -166,13 +166,16 @@ def _bow(points: np.ndarray) -> float:
     return float(np.percentile(np.abs(across), 90) / max(np.ptp(along), 1e-9))
 
 
+Reading = tuple[np.ndarray, np.ndarray, float, float, float]  # footprint, cap, depth, width, z_ground
+
+
 def _reading(o: dict[str, np.ndarray], camera: Camera, z_ground: float, axis: np.ndarray,
-             cell_theta: np.ndarray, rule: str
-             ) -> tuple[np.ndarray, np.ndarray, float, float] | None:
+             grid_xy: np.ndarray, cell_theta: np.ndarray, rule: str) -> Reading | None:
     """Footprint grid, cap grid, depth, width and ground height for one ground height (for
-    ``rule="top"``: one top height) and far-side rule."""
+    ``rule="top"``: one top height, ``-z_ground``) and far-side rule. ``grid_xy`` (G,G,2):
+    the ground grid's cell centres."""
     if rule == "top":
-        return _top_reading(o, camera, -z_ground, axis, cell_theta)
+        return _top_reading(o, camera, -z_ground, axis, grid_xy)
     near = _on_plane(camera, o["low_u"], o["low_v"], z_ground)
     if not np.isfinite(near).all():
         return None
@@ -192,9 +195,8 @@ def _reading(o: dict[str, np.ndarray], camera: Camera, z_ground: float, axis: np
     footprint = _raster(np.concatenate([near, far]), axis)
     if footprint.sum() < 4:
         return None
-    depth, width = _extents(footprint, axis, camera)
-    gx, gy = np.meshgrid(axis, axis, indexing="ij")
-    xy = np.stack([gx[footprint], gy[footprint]], 1)
+    xy = grid_xy[footprint]
+    depth, width = _extents(xy, camera)
     # cap: per slice, the height at which the upper outline crosses the footprint's far end
     # (the lowest of the cone's limits over the slice's cells)
     bins = np.clip(np.searchsorted(o["edges"], cell_theta[footprint], side="right") - 1, 0,
@@ -215,18 +217,16 @@ def _reading(o: dict[str, np.ndarray], camera: Camera, z_ground: float, axis: np
     return footprint, cap, depth, width, z_ground
 
 
-def _extents(footprint: np.ndarray, axis: np.ndarray, camera: Camera) -> tuple[float, float]:
-    """Depth and width (scene units) of a footprint along and across view 0's horizontal
-    direction."""
+def _extents(xy: np.ndarray, camera: Camera) -> tuple[float, float]:
+    """Depth and width (scene units) of a footprint's cells ``xy`` (N,2) along and across
+    view 0's horizontal direction."""
     fwd = -camera.center[:2] / np.linalg.norm(camera.center[:2])
     side = np.array([-fwd[1], fwd[0]])
-    gx, gy = np.meshgrid(axis, axis, indexing="ij")
-    xy = np.stack([gx[footprint], gy[footprint]], 1)
     return float(np.ptp(xy @ fwd)), float(np.ptp(xy @ side))
 
 
 def _top_reading(o: dict[str, np.ndarray], camera: Camera, z_top: float, axis: np.ndarray,
-                 cell_theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float, float] | None:
+                 grid_xy: np.ndarray) -> Reading | None:
     """The reading from the top down, for objects on legs, feet or wheels (whose lowest
     outline is not the footprint's near side): the upper outline at height ``z_top`` is the
     far side of a flat top, its point reflection the near side; the ground is where the
@@ -248,7 +248,7 @@ def _top_reading(o: dict[str, np.ndarray], camera: Camera, z_top: float, axis: n
     if not z_ground < z_top - 1e-3:
         return None
     cap = np.where(footprint, z_top, -np.inf)
-    depth, width = _extents(footprint, axis, camera)
+    depth, width = _extents(grid_xy[footprint], camera)
     return footprint, cap, depth, width, z_ground
 
 
@@ -385,6 +385,7 @@ def _fit_at(mask: np.ndarray, work: Camera, rule: str) -> FootprintFit | None:
         return None
     axis = np.linspace(-GROUND_EXTENT, GROUND_EXTENT, GROUND_CELLS)
     gx, gy = np.meshgrid(axis, axis, indexing="ij")
+    grid_xy = np.stack([gx, gy], axis=-1)
     view = -work.center / np.linalg.norm(work.center)  # view 0's axis through the origin
     rules = ["symmetric", "flat-top"] if rule == "auto" else [rule]
     best: dict[str, tuple[float, FootprintFit]] = {}
@@ -394,30 +395,28 @@ def _fit_at(mask: np.ndarray, work: Camera, rule: str) -> FootprintFit | None:
         u, v = _project_ground(work, gx.ravel(), gy.ravel(), z_ground)
         cell_theta = np.arctan2(u - o["vp"][0], o["vp"][1] - v).reshape(gx.shape)
         for r in rules:
-            got = _reading(o, work, float(z_ground), axis, cell_theta, r)
+            got = _reading(o, work, float(z_ground), axis, grid_xy, cell_theta, r)
             if got is None:
                 continue
             footprint, cap, depth, width, z_found = got
-            z_top = float(np.percentile(cap[footprint], 90))
-            xs, ys = gx[footprint], gy[footprint]
-            centre = np.array([0.5 * (xs.min() + xs.max()), 0.5 * (ys.min() + ys.max()),
-                               0.5 * (z_found + z_top)])
-            off = abs(float(centre @ view))
+            fit = FootprintFit(footprint, cap, axis, float(z_found), r, depth, width)
+            off = abs(float(_box(fit)[0] @ view))
             if r not in best or off < best[r][0]:
-                best[r] = (off, FootprintFit(footprint, cap, axis, float(z_found), r, depth, width))
+                best[r] = (off, fit)
     if rule != "auto":
         return best[rule][1] if rule in best else None
     sym, flat = best.get("symmetric"), best.get("flat-top")
-    if (rule == "auto" and flat is not None and sym is not None
+    if (flat is not None and sym is not None
             and _bow(np.stack([o["low_u"], o["low_v"]], 1)) <= MAX_NEAR_BOW
             and flat[1].depth <= sym[1].depth):
         # a straight near side (seen face-on): point symmetry's depth then comes from the
         # near side's ends alone; the flat top's, from the whole upper outline, is the
         # sounder one where it is the shallower (a deeper one means a top that is not flat)
         return flat[1]
-    if sym is not None and (rule != "auto" or sym[1].depth >= MIN_SYMMETRIC_DEPTH * sym[1].width):
+    if sym is not None and sym[1].depth >= MIN_SYMMETRIC_DEPTH * sym[1].width:
         return sym[1]
     return None if flat is None else flat[1]
+
 
 def _project_ground(camera: Camera, x: np.ndarray, y: np.ndarray, z: float
                     ) -> tuple[np.ndarray, np.ndarray]:

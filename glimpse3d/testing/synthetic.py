@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from PIL import Image
 
-from glimpse3d.splat.cameras import Camera, orbit_camera
+from glimpse3d.splat.cameras import Camera, orbit_camera, similarity_camera
 
 SDF = Callable[[np.ndarray], np.ndarray]
 Albedo = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -409,3 +409,24 @@ def make_sample_photos(out_dir: str) -> dict[str, str]:
         out / "toy.png", optimize=True)
     paths["toy"] = str(out / "toy.png")
     return paths
+
+
+def fit_similarity(render_alpha: Callable[[Camera], np.ndarray], truth_mask: np.ndarray,
+                   cam0: Camera, iterations: int = 6) -> tuple[float, np.ndarray]:
+    """The quality protocol's alignment of a model to the truth: a uniform scale about the
+    origin and a shift (world units, perpendicular to view 0's ray) fitted so the model's
+    view-0 silhouette has the truth's area and centroid (all a photo fixes).
+    ``render_alpha(camera) -> (H,W) alpha`` renders the model; apply the result with
+    :func:`~glimpse3d.splat.cameras.similarity_camera`."""
+    ty, tx = np.nonzero(truth_mask)
+    scale, shift = 1.0, np.zeros(3)
+    right, down = cam0.w2c[0, :3], cam0.w2c[1, :3]
+    px_to_world = cam0.distance / cam0.fx
+    for _ in range(iterations):
+        m = render_alpha(similarity_camera(cam0, scale, shift)) > 0.5
+        if not m.any():
+            break
+        my, mx = np.nonzero(m)
+        scale *= float(np.sqrt(truth_mask.sum() / m.sum()))
+        shift = shift + px_to_world * ((tx.mean() - mx.mean()) * right + (ty.mean() - my.mean()) * down)
+    return scale, shift

@@ -36,15 +36,6 @@ def aligned_ious(render_alpha, obj: S.SyntheticObject, cam0: Camera,
     alignment (benchmarks/bench_quality.py): a uniform scale about the origin and a shift
     perpendicular to view 0's ray, fitted so the model's view-0 silhouette has the truth's
     area and centroid (all a photo fixes). ``render_alpha(camera) -> (H,W) alpha``."""
-    truth0 = S.silhouette(obj, cam0)
-    ty, tx = np.nonzero(truth0)
-    scale, shift = 1.0, np.zeros(3)
-    right, down = cam0.w2c[0, :3], cam0.w2c[1, :3]
-    for _ in range(iterations):
-        m = render_alpha(similarity_camera(cam0, scale, shift)) > 0.5
-        my, mx = np.nonzero(m)
-        scale *= float(np.sqrt(truth0.sum() / max(m.sum(), 1)))
-        px = cam0.distance / cam0.fx
-        shift = shift + px * ((tx.mean() - mx.mean()) * right + (ty.mean() - my.mean()) * down)
+    scale, shift = S.fit_similarity(render_alpha, S.silhouette(obj, cam0), cam0, iterations)
     return [S.silhouette_iou(render_alpha(similarity_camera(c, scale, shift)), S.silhouette(obj, c))
             for c in cameras]
