@@ -22,10 +22,11 @@ passes it to the stages that use it):
    object, which cannot look alike from every azimuth), the shape is the view-0 silhouette
    cone cut by the inflation bound of step 2 alone: no hull, hence nothing to fill back and
    no fins.
-2. **Inflation bound** – the silhouette inflated along the view-0 rays (half-thickness
-   ``sqrt(2 R d - d²)`` from the distance transform, as a round object would be) limits the
-   depth; parts of the silhouette the hull carves away (handles, asymmetric bits) are filled
-   back from the inflation so view 0 always reproduces the whole input silhouette.
+2. **Inflation bound** – the silhouette inflated along the view-0 rays as the union of its
+   inscribed balls (:func:`ball_half_thickness`: every part as deep as it is wide, so a
+   handle or a leg stays a thin tube) limits the depth; parts of the silhouette the hull
+   carves away (handles, asymmetric bits) are filled back from the inflation so view 0
+   always reproduces the whole input silhouette.
 3. **Colour** – surface points visible from view 0 take the input's colour (projected texture);
    hidden ones take a blurred, front/back mirrored copy of it. Colours are attached to surface
    points, so all views are mutually consistent.
@@ -53,7 +54,10 @@ from glimpse3d.splat.cameras import ELEVATION_DEG, Camera, orbit_camera
 BOUND = 0.62  # half-side of the voxel cube (scene units)
 GRID = 96  # voxels per side
 HULL_AZIMUTHS = 16  # azimuths at which the input silhouette is assumed (rotational similarity)
-INFLATION_MARGIN = 1.15  # the inflation bound is this much looser than a perfect sphere
+# the inflation's balls are this much deeper than wide (objects photographed from the front
+# are often deeper than the silhouette is wide). Measured on the quality benchmark's proxy
+# (mean novel-view IoU / PSNR): 1.0 0.791 / 17.72 dB, 1.15 0.798 / 17.74, 1.3 0.802 / 17.71
+INFLATION_MARGIN = 1.3
 SHAPE_PRIORS = ("auto", "rotational", "prism", "inflated", "footprint")
 # "auto" reads a silhouette that is not mirror-symmetric about its vertical centre line (IoU
 # with its mirror image below this) as "inflated", not rotational: a rotational hull of an
@@ -324,13 +328,16 @@ def proxy_field(alpha: np.ndarray, *, grid: int = GRID, hull_azimuths: int = HUL
             hull = np.maximum(np.minimum(cone0, prism), -margin_px)
             used, covered = "prism", None
     hull = np.maximum(hull, -margin_px) * px_to_world
-    # 2. inflation along the view-0 rays: half-thickness sqrt(2Rd - d^2) around the chord
-    #    midpoints of a ball at the origin (a disc inflates to a ball, a band to a cylinder)
+    # 2. inflation along the view-0 rays: the union of the silhouette's inscribed balls, each
+    #    centred where its ray passes closest to the origin (a disc inflates to a ball, a band
+    #    to a cylinder, a thin handle or leg to a thin tube); computed once, when first used
+    balls: list[np.ndarray] = []
+
     def inflated(sel: np.ndarray) -> np.ndarray:
+        if not balls:
+            balls.append(ball_half_thickness(sd))
         u, v, z = u0[sel], v0[sel], z0[sel]
-        d_in = np.maximum(_sample(sd, u, v, 0.0), 0.0)
-        r_max = float(sd.max())
-        half = np.sqrt(np.maximum(2 * r_max * d_in - d_in**2, 0.0)) * px_to_world * INFLATION_MARGIN
+        half = _sample(balls[0], u, v, 0.0) * px_to_world * INFLATION_MARGIN
         cos2 = 1.0 / (1.0 + ((u - cam0.cx) / cam0.fx) ** 2 + ((v - cam0.cy) / cam0.fy) ** 2)
         inf = half - np.abs(z - cam0.distance * cos2)
         return np.minimum(inf, _sample(sd, u, v, -margin_px) * px_to_world).astype(np.float32)
@@ -360,6 +367,36 @@ def proxy_field(alpha: np.ndarray, *, grid: int = GRID, hull_azimuths: int = HUL
         field_[sel] = np.maximum(field_[sel], np.minimum(inflated(sel), miss))
     lim = margin_px * px_to_world
     return np.clip(field_, -lim, lim).reshape(grid, grid, grid), axis, used
+
+
+def ball_half_thickness(sd: np.ndarray, chunk: int = 64) -> np.ndarray:
+    """Half-thickness (pixels) of the union of the silhouette's inscribed balls, seen along
+    the view rays: ``h(p) = sqrt(max(0, max_q sd(q)² − |p − q|²))`` over interior pixels q,
+    ``sd`` the signed distance to the outline (pixels, positive inside). A tube of radius r
+    gets the round cross-section ``sqrt(r² − x²)``, so thin parts stay thin and each part
+    is as deep as it is wide. The max-plus with a paraboloid is separable (rows, then
+    columns); each pass is a vectorised (rows, W, W) max over a cropped box.
+    """
+    inside = sd > 0
+    out = np.zeros(sd.shape, np.float32)
+    if not inside.any():
+        return out
+    ys, xs = np.nonzero(inside)
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    r2 = np.where(inside[y0:y1, x0:x1], sd[y0:y1, x0:x1].astype(np.float32) ** 2, -np.inf)
+
+    def pass_rows(a: np.ndarray) -> np.ndarray:
+        n = a.shape[1]
+        idx = np.arange(n, dtype=np.float32)
+        dx2 = (idx[:, None] - idx[None, :]) ** 2  # (target, source)
+        res = np.empty_like(a)
+        for r in range(0, a.shape[0], chunk):
+            res[r:r + chunk] = (a[r:r + chunk, None, :] - dx2[None]).max(axis=2)
+        return res
+
+    h2 = pass_rows(pass_rows(r2).T).T
+    out[y0:y1, x0:x1] = np.sqrt(np.maximum(h2, 0.0))
+    return out
 
 
 def mirror_symmetry(mask: np.ndarray) -> float:
