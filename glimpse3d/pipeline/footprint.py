@@ -425,13 +425,29 @@ def _project_ground(camera: Camera, x: np.ndarray, y: np.ndarray, z: float
     return uv[:, 0], uv[:, 1]
 
 
+def fit_offset(fit: FootprintFit, camera: Camera) -> np.ndarray:
+    """Where the fit's origin is in ``camera``'s world (3,): moved perpendicular to view 0 to
+    where ``camera`` (camera 0 at the input size) sees the fit's principal point."""
+    rot = camera.w2c[:3, :3]
+    return (fit.shift[0] * rot[0] + fit.shift[1] * rot[1]) * camera.distance / camera.fx
+
+
+def fit_camera(fit: FootprintFit, camera: Camera) -> Camera:
+    """The camera the reading was made with, at ``camera``'s (camera 0's) image size."""
+    return _fit_camera(camera, fit.zoom, np.asarray(fit.shift, dtype=np.float64))
+
+
+def footprint_centre(fit: FootprintFit) -> np.ndarray:
+    """The footprint's bounding-box centre on the ground (2,), in the fit's frame."""
+    return _box(fit)[0][:2]
+
+
 def footprint_field(fit: FootprintFit, axis: np.ndarray, camera: Camera) -> np.ndarray:
     """Signed field (scene units, positive inside) of the footprint reading on the voxel grid
     ``axis``³ (indexing x, y, z) of ``camera`` (camera 0 at the input size): inside the
     footprint, above the ground, below the cap. The fit's frame is moved so its origin lies
     where ``camera`` sees the fit's principal point (a shift perpendicular to view 0)."""
-    rot = camera.w2c[:3, :3]
-    offset = (fit.shift[0] * rot[0] + fit.shift[1] * rot[1]) * camera.distance / camera.fx
+    offset = fit_offset(fit, camera)
     cell = float(fit.ground_axis[1] - fit.ground_axis[0])
     inside = ndimage.distance_transform_edt(fit.footprint) * cell
     outside = ndimage.distance_transform_edt(~fit.footprint) * cell

@@ -46,7 +46,16 @@ import numpy as np
 from scipy import ndimage
 from skimage import measure
 
-from glimpse3d.pipeline.footprint import fit_footprint, flat_bottom, flat_top, footprint_field
+from glimpse3d.pipeline.footprint import (
+    FootprintFit,
+    fit_footprint,
+    fit_offset,
+    flat_bottom,
+    flat_top,
+    footprint_centre,
+    footprint_field,
+)
+from glimpse3d.pipeline.legs import Leg, Stand, centred_ground, find_legs, place_legs, under_field
 from glimpse3d.pipeline.prism import fit_prism, prism_field
 from glimpse3d.pipeline.prism import sample_image as _sample
 from glimpse3d.splat.cameras import ELEVATION_DEG, Camera, orbit_camera
@@ -353,6 +362,13 @@ def proxy_field(alpha: np.ndarray, *, grid: int = GRID, hull_azimuths: int = HUL
     elif inflation:
         field_ = np.minimum(hull, inflated(np.arange(len(pts))))
         covered = None
+    # 2b. legs (thin upright parts standing near the bottom, at least two): below the body,
+    #     only vertical columns on the legs' feet, with the hidden legs by point symmetry
+    _, legs = find_legs(mask)
+    if legs:
+        field_ = np.where(np.isfinite(under := under_field(_stand(legs, cam0, fp), pts)),
+                          np.minimum(cone0 * px_to_world, under), field_)
+        covered = None
     # 3. silhouette pixels the shape misses from view 0 (parts that are not alike around the
     #    axis, e.g. a handle) are filled back from the inflation alone
     if covered is None:
@@ -397,6 +413,20 @@ def ball_half_thickness(sd: np.ndarray, chunk: int = 64) -> np.ndarray:
     h2 = pass_rows(pass_rows(r2).T).T
     out[y0:y1, x0:x1] = np.sqrt(np.maximum(h2, 0.0))
     return out
+
+
+def _stand(legs: list[Leg], cam0: Camera, fp: FootprintFit | None) -> Stand:
+    """The legs placed in camera 0's world: on a footprint reading's ground, mirrored about
+    the footprint's centre; else on the ground that centres the feet on view 0's axis,
+    mirrored about the feet's bounding-box centre (kept inside the grid). Camera 0, not the
+    fit's camera: thin legs must line up with view 0's cone, which trims them. Measured on
+    the benchmark's table (IoU): 0.70 as here, 0.67 with the fit's camera and frame; 0.56
+    without legs."""
+    if fp is not None:
+        centre = footprint_centre(fp) + fit_offset(fp, cam0)[:2]
+        return place_legs(legs, cam0, fp.z_ground, centre)
+    seen = place_legs(legs, cam0, max(centred_ground(cam0, legs), -BOUND + 0.02))
+    return place_legs(legs, cam0, seen.z_ground, 0.5 * (seen.feet.min(axis=0) + seen.feet.max(axis=0)))
 
 
 def mirror_symmetry(mask: np.ndarray) -> float:

@@ -25,6 +25,7 @@ from glimpse3d.pipeline.proxy import (
 )
 from glimpse3d.splat.cameras import orbit_camera
 from glimpse3d.testing import synthetic as S
+from tests.utils.synthetic import table_object
 
 SIZE = 256
 CAM0 = orbit_camera(30.0, 0.0, size=SIZE)
@@ -35,18 +36,7 @@ def _alpha(obj: S.SyntheticObject) -> np.ndarray:
 
 
 def _table(yaw: float = 20.0) -> S.SyntheticObject:
-    """A table turned by ``yaw`` degrees, centred on the origin: a 0.8 x 0.6 top from
-    z = 0.255 to 0.315 on four legs down to z = -0.315."""
-    c, s = np.cos(np.radians(yaw)), np.sin(np.radians(yaw))
-
-    def sdf(q: np.ndarray) -> np.ndarray:
-        t = np.stack([c * q[:, 0] + s * q[:, 1], c * q[:, 1] - s * q[:, 0], q[:, 2]], 1)
-        legs = [S.sdf_cylinder_z(t - [x, y, -0.03], 0.03, 0.285) for x in (-0.35, 0.35)
-                for y in (-0.25, 0.25)]
-        return np.minimum(S.sdf_box(t - [0, 0, 0.285], np.array([0.4, 0.3, 0.03])),
-                          np.min(legs, axis=0))
-
-    return S.SyntheticObject("table", sdf, lambda p, n: np.full((len(p), 3), 0.5), radius=0.7)
+    return table_object(yaw)
 
 
 def test_rays_meet_planes_where_the_camera_projects_from() -> None:

@@ -39,3 +39,27 @@ def aligned_ious(render_alpha, obj: S.SyntheticObject, cam0: Camera,
     scale, shift = S.fit_similarity(render_alpha, S.silhouette(obj, cam0), cam0, iterations)
     return [S.silhouette_iou(render_alpha(similarity_camera(c, scale, shift)), S.silhouette(obj, c))
             for c in cameras]
+
+
+TABLE_LEGS = [(x, y) for x in (-0.35, 0.35) for y in (-0.25, 0.25)]  # table_object's legs, local
+
+
+def table_object(yaw: float = 20.0) -> S.SyntheticObject:
+    """A table turned by ``yaw`` degrees, centred on the origin: a 0.8 x 0.6 top from
+    z = 0.255 to 0.315 on four legs (radius 0.03, at ``TABLE_LEGS``) down to z = -0.315."""
+    c, s = np.cos(np.radians(yaw)), np.sin(np.radians(yaw))
+
+    def sdf(q: np.ndarray) -> np.ndarray:
+        t = np.stack([c * q[:, 0] + s * q[:, 1], c * q[:, 1] - s * q[:, 0], q[:, 2]], 1)
+        legs = [S.sdf_cylinder_z(t - [x, y, -0.03], 0.03, 0.285) for x, y in TABLE_LEGS]
+        return np.minimum(S.sdf_box(t - [0, 0, 0.285], np.array([0.4, 0.3, 0.03])),
+                          np.min(legs, axis=0))
+
+    return S.SyntheticObject("table", sdf, lambda p, n: np.full((len(p), 3), 0.5), radius=0.7)
+
+
+def table_leg_positions(yaw: float = 20.0) -> np.ndarray:
+    """World (x, y) (4,2) of :func:`table_object`'s legs."""
+    c, s = np.cos(np.radians(yaw)), np.sin(np.radians(yaw))
+    t = np.array(TABLE_LEGS)
+    return np.stack([c * t[:, 0] - s * t[:, 1], s * t[:, 0] + c * t[:, 1]], axis=1)
