@@ -401,8 +401,8 @@ def run_object(name: str, iterations: int, proxy_only: bool, contact_dir: str,
         from glimpse3d.pipeline.proxy import build_proxy
 
         start = time.perf_counter()
-        processed = preprocess_image(validate_image(_png(photo))).rgba
-        proxy = build_proxy(processed, shape_prior=prior)
+        pre = preprocess_image(validate_image(_png(photo)))
+        proxy = build_proxy(pre.rgba, shape_prior=prior, camera=pre.camera)
         versions["proxy"] = _proxy_renderer(proxy)
         report = {"total_seconds": time.perf_counter() - start, "shape": proxy.shape}
     else:

@@ -27,8 +27,9 @@ def row(path: Path, size: int) -> tuple[np.ndarray, str]:
     from glimpse3d.pipeline.proxy import build_proxy
     from glimpse3d.splat.cameras import orbit_camera
 
-    processed = preprocess_image(validate_image(path.read_bytes())).rgba
-    proxy = build_proxy(processed)
+    result = preprocess_image(validate_image(path.read_bytes()))
+    processed = result.rgba
+    proxy = build_proxy(processed, camera=result.camera)
     photo = (np.clip(processed, 0, 1) * 255 + 0.5).astype(np.uint8)
     tiles = [Image.fromarray(photo, "RGBA").resize((size, size), Image.LANCZOS)]
     for az in AZIMUTHS:

@@ -152,6 +152,10 @@ class Project(Base):
     job: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     original_image_key: Mapped[str | None] = mapped_column(String(512))
     processed_image_key: Mapped[str | None] = mapped_column(String(512))
+    #: camera 0 of the processed image (the crop of the photo; the flat record of
+    #: ``glimpse3d.splat.cameras.camera_record``); NULL for projects processed before it was
+    #: recorded (read as the convention's camera 0)
+    input_camera: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _created()
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

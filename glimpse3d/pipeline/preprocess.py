@@ -24,6 +24,7 @@ from scipy import ndimage
 
 from glimpse3d.domain import PILLOW_IMAGE_FORMATS
 from glimpse3d.errors import ImageValidationError
+from glimpse3d.splat.cameras import Camera, input_camera
 
 if TYPE_CHECKING:
     from glimpse3d.config import Settings
@@ -46,6 +47,12 @@ BLUR_SIZE = 512  # long side of the normalised grey image for the blur measure
 # toy with alpha) .. 5800, and <= 8 after sigma 3.
 BLUR_THRESHOLD = 20.0
 FILL = 0.85  # fraction of the square's side taken by the object's longer bbox side
+# the processed image's camera: the photo is read as taken by the convention camera (camera
+# 0, SyncDreamer's field of view over its long side), so the crop makes the focal length
+# this many times longer at most (objects that fill little of a large photo: read as seen
+# from afar, not as tiny) and moves the principal point by at most this fraction of the side
+MAX_INPUT_ZOOM = 2.0
+MAX_INPUT_SHIFT = 0.15
 
 
 def _fail(rule: str, message: str, status: int = 422) -> ImageValidationError:
@@ -289,6 +296,26 @@ class PreprocessResult:
     rgba: np.ndarray  # (S,S,4) float32 [0,1]; background alpha 0
     mask: np.ndarray  # (S,S) float32 [0,1] (== rgba[..., 3])
     used_alpha: bool  # the photo's own alpha channel was used as the mask
+    camera: Camera | None = None  # camera 0 of the processed image (crop_camera); None: the convention's
+
+
+def crop_camera(photo_size: tuple[int, int], bbox: tuple[int, int, int, int], size: int,
+                fill: float = FILL) -> Camera:
+    """Camera 0 of the square crop :func:`square_crop` makes of a ``photo_size`` = (W, H)
+    photo around ``bbox`` = (x0, y0, x1, y1), when the photo was taken by the convention
+    camera (elevation 30°, distance 1.5, field of view 49.1° over the long side, looking at
+    the photo's centre): the crop lengthens the focal length by long side / crop side and
+    moves the principal point to where the photo's centre lands; clamped to
+    ``MAX_INPUT_ZOOM`` (the shift scaled with it) and ``MAX_INPUT_SHIFT``."""
+    w, h = photo_size
+    side = max(bbox[2] - bbox[0], bbox[3] - bbox[1]) / fill
+    scale = size / side
+    zoom = max(w, h) / side
+    shift = np.array([(w / 2.0 - (bbox[0] + bbox[2]) / 2.0) * scale,
+                      (h / 2.0 - (bbox[1] + bbox[3]) / 2.0) * scale])
+    used = float(np.clip(zoom, 1.0, MAX_INPUT_ZOOM))
+    shift = np.clip(shift * used / zoom, -MAX_INPUT_SHIFT * size, MAX_INPUT_SHIFT * size)
+    return input_camera(size, used, (float(shift[0]), float(shift[1])))
 
 
 def _meaningful_alpha(alpha: np.ndarray) -> bool:
@@ -395,4 +422,5 @@ def preprocess_image(image: Image.Image, *, remove_bg: bool = True, segmenter: A
             f"{MIN_OBJECT} px (use a closer or larger photo)", 422)
     rgba = np.concatenate([rgb, mask[..., None]], axis=-1)
     out = square_crop(rgba, bbox, size)
-    return PreprocessResult(rgba=out, mask=out[..., 3].copy(), used_alpha=used_alpha)
+    return PreprocessResult(rgba=out, mask=out[..., 3].copy(), used_alpha=used_alpha,
+                            camera=crop_camera((w, h), bbox, size))

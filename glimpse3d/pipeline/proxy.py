@@ -39,7 +39,7 @@ z-buffer (``np.minimum.at``), with small holes closed (:func:`zbuffer`,
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -95,6 +95,14 @@ FLAT_MAX_BEND = 0.06
 FLAT_MAX_TOP_BEND = 0.065
 
 
+def _camera0(size: int, camera: Camera | None) -> Camera:
+    """View 0's camera at ``size`` px: the input's own (its intrinsics scaled), else the
+    convention's camera 0."""
+    if camera is None:
+        return orbit_camera(ELEVATION_DEG, 0.0, size=size)
+    return camera if camera.width == size else camera.resized(size)
+
+
 def _fill_bg(rgb: np.ndarray, alpha: np.ndarray, thr: float = 0.05) -> np.ndarray:
     bg = alpha < thr
     if not bg.any() or bg.all():
@@ -142,6 +150,7 @@ class Proxy:
     depth0: np.ndarray = field(repr=False)  # (s,s) proxy depth from camera 0 (s <= 256)
     mean_edge: float = 0.0  # mean mesh edge length (scene units)
     shape: str = "rotational"  # the shape prior the silhouette was read with ("prism", "inflated")
+    camera0: Camera | None = field(default=None, repr=False)  # the input's camera (S px); None: convention
     # per-vertex weight of the input's colour, smoothed over the mesh (softens the seam
     # between the seen and the hidden side)
     vertex_front_weight: np.ndarray | None = field(default=None, repr=False)
@@ -171,14 +180,15 @@ class Proxy:
     def _colour(self, pts: np.ndarray, nrm: np.ndarray, floor: np.ndarray | None = None
                 ) -> np.ndarray:
         return colour_points(pts, nrm, self.rgb_front, self.rgb_back, self.depth0,
-                             self.mean_edge, floor)
+                             self.mean_edge, floor, self.camera0)
 
 
-def front_weight(pts: np.ndarray, nrm: np.ndarray, depth0: np.ndarray, size: int, tol: float
-                 ) -> np.ndarray:
+def front_weight(pts: np.ndarray, nrm: np.ndarray, depth0: np.ndarray, size: int, tol: float,
+                 camera: Camera | None = None) -> np.ndarray:
     """Weight in [0,1] of the input's colour for surface points: 1 where seen squarely from
-    view 0, fading to 0 at grazing angles, 0 where hidden (behind the view-0 depth)."""
-    cam0 = orbit_camera(ELEVATION_DEG, 0.0, size=size)
+    view 0 (``camera``, at ``size`` px; None: the convention's camera 0), fading to 0 at
+    grazing angles, 0 where hidden (behind the view-0 depth)."""
+    cam0 = _camera0(size, camera)
     u, v, z = _project(cam0, pts)
     k = depth0.shape[0] / size
     ui = np.clip((u * k).astype(np.int64), 0, depth0.shape[1] - 1)
@@ -193,7 +203,8 @@ def front_weight(pts: np.ndarray, nrm: np.ndarray, depth0: np.ndarray, size: int
 
 
 def colour_points(pts: np.ndarray, nrm: np.ndarray, rgb_front: np.ndarray, rgb_back: np.ndarray,
-                  depth0: np.ndarray, tol: float, floor: np.ndarray | None = None) -> np.ndarray:
+                  depth0: np.ndarray, tol: float, floor: np.ndarray | None = None,
+                  camera: Camera | None = None) -> np.ndarray:
     """RGB (N,3) of surface points (N,3) with outward normals (N,3).
 
     Points seen from view 0 take the input's colour at their projection (projected texture);
@@ -203,8 +214,8 @@ def colour_points(pts: np.ndarray, nrm: np.ndarray, rgb_front: np.ndarray, rgb_b
     (raised to ``floor`` where given: the mesh-smoothed weight, which softens the seam).
     """
     size = rgb_front.shape[0]
-    cam0 = orbit_camera(ELEVATION_DEG, 0.0, size=size)
-    w = front_weight(pts, nrm, depth0, size, tol)
+    cam0 = _camera0(size, camera)
+    w = front_weight(pts, nrm, depth0, size, tol, camera)
     if floor is not None:
         w = np.maximum(w, floor)
     u, v, _ = _project(cam0, pts)
@@ -231,8 +242,12 @@ def _smooth_on_mesh(values: np.ndarray, faces: np.ndarray, iterations: int = 40)
     return out.astype(np.float32)
 
 def build_proxy(processed: np.ndarray, *, grid: int = GRID, hull_azimuths: int = HULL_AZIMUTHS,
-                inflation: bool = False, shape_prior: str = "auto") -> Proxy:
+                inflation: bool = False, shape_prior: str = "auto",
+                camera: Camera | None = None) -> Proxy:
     """Proxy shape + colours of a processed RGBA image (S,S,4) seen from camera 0.
+
+    ``camera``: the processed image's own camera 0 (the crop's,
+    :func:`glimpse3d.pipeline.preprocess.crop_camera`); None reads it as the convention's.
 
     Deterministic and not cached: build it once and pass it to what needs it (the runner
     does, per run). Raises ``ValueError`` on an empty silhouette.
@@ -243,7 +258,7 @@ def build_proxy(processed: np.ndarray, *, grid: int = GRID, hull_azimuths: int =
     processed = processed.astype(np.float32, copy=False)
     if processed.ndim != 3 or processed.shape[2] != 4 or processed.shape[0] != processed.shape[1]:
         raise ValueError(f"processed must be a square RGBA (S,S,4) array, got {processed.shape}")
-    return _build(processed, grid, hull_azimuths, inflation, shape_prior)
+    return _build(processed, grid, hull_azimuths, inflation, shape_prior, camera)
 
 
 def _signed_distance(mask: np.ndarray) -> np.ndarray:
@@ -272,7 +287,7 @@ def _rz(deg: float) -> np.ndarray:
 
 
 def proxy_field(alpha: np.ndarray, *, grid: int = GRID, hull_azimuths: int = HULL_AZIMUTHS,
-                inflation: bool = False, shape_prior: str = "auto"
+                inflation: bool = False, shape_prior: str = "auto", camera: Camera | None = None
                 ) -> tuple[np.ndarray, np.ndarray, str]:
     """Occupancy field (grid³, positive inside, scene units, clamped to a few voxels around the
     surface), the voxel-centre axis (grid,) and the shape prior used (``rotational``/``prism``).
@@ -286,13 +301,34 @@ def proxy_field(alpha: np.ndarray, *, grid: int = GRID, hull_azimuths: int = HUL
     reads as one, see :attr:`~glimpse3d.pipeline.prism.PrismFit.plausible`; else inflated
     when :func:`mirror_symmetry` is below ``SYMMETRY_MIN``; else rotational).
     """
+    return _proxy_field(alpha, grid, hull_azimuths, inflation, shape_prior, camera)[:3]
+
+
+def _proxy_field(alpha: np.ndarray, grid: int, hull_azimuths: int, inflation: bool,
+                 shape_prior: str, camera: Camera | None
+                 ) -> tuple[np.ndarray, np.ndarray, str, Camera]:
+    """:func:`proxy_field` and the view-0 camera it read the silhouette with (at its size)."""
     if shape_prior not in SHAPE_PRIORS:
         raise ValueError(f"shape_prior must be one of {SHAPE_PRIORS}, got {shape_prior!r}")
     size = alpha.shape[0]
-    cam0 = orbit_camera(ELEVATION_DEG, 0.0, size=size)
+    cam0 = _camera0(size, camera)
     mask = alpha > 0.5
     if not mask.any():
         raise ValueError("empty silhouette")
+    fp = None  # the footprint reading, where asked for or where the silhouette stands flat
+    if shape_prior == "footprint":
+        fp = fit_footprint(alpha, cam0)
+    elif shape_prior == "auto":
+        contact, bend = flat_bottom(alpha, cam0)
+        if contact >= FLAT_MIN_CONTACT and bend <= FLAT_MAX_BEND:
+            fp = fit_footprint(alpha, cam0)
+        elif contact < FLAT_MIN_CONTACT and flat_top(alpha, cam0) <= FLAT_MAX_TOP_BEND:
+            fp = fit_footprint(alpha, cam0, rule="top")  # a flat top on legs or wheels
+    if fp is None and (shape_prior == "rotational" or (
+            shape_prior == "auto" and mirror_symmetry(mask) >= SYMMETRY_MIN)):
+        # a silhouette read as turning about a vertical axis: the axis is its centre line
+        # (the crop's principal point may be off it: a handle moves the bounding box)
+        cam0 = replace(cam0, cx=size / 2.0)
     sd = _signed_distance(mask)
     axis = np.linspace(-BOUND, BOUND, grid, dtype=np.float32)
     gx, gy, gz = np.meshgrid(axis, axis, axis, indexing="ij")
@@ -306,15 +342,6 @@ def proxy_field(alpha: np.ndarray, *, grid: int = GRID, hull_azimuths: int = HUL
     cone0 = np.maximum(_sample(sd, u0, v0, -margin_px), -margin_px)  # view-0 silhouette cone
     hull = cone0.copy()
     used = "rotational"
-    fp = None  # the footprint reading, where asked for or where the silhouette stands flat
-    if shape_prior == "footprint":
-        fp = fit_footprint(alpha, cam0)
-    elif shape_prior == "auto":
-        contact, bend = flat_bottom(alpha, cam0)
-        if contact >= FLAT_MIN_CONTACT and bend <= FLAT_MAX_BEND:
-            fp = fit_footprint(alpha, cam0)
-        elif contact < FLAT_MIN_CONTACT and flat_top(alpha, cam0) <= FLAT_MAX_TOP_BEND:
-            fp = fit_footprint(alpha, cam0, rule="top")  # a flat top on legs or wheels
     if fp is None and shape_prior not in ("prism", "inflated"):
         active = np.nonzero(hull > -margin_px)[0]
         n_az = max(1, hull_azimuths)
@@ -382,7 +409,7 @@ def proxy_field(alpha: np.ndarray, *, grid: int = GRID, hull_azimuths: int = HUL
         field_ = field_.copy()
         field_[sel] = np.maximum(field_[sel], np.minimum(inflated(sel), miss))
     lim = margin_px * px_to_world
-    return np.clip(field_, -lim, lim).reshape(grid, grid, grid), axis, used
+    return np.clip(field_, -lim, lim).reshape(grid, grid, grid), axis, used, cam0
 
 
 def ball_half_thickness(sd: np.ndarray, chunk: int = 64) -> np.ndarray:
@@ -459,11 +486,11 @@ def _coverage0(field_: np.ndarray, axis: np.ndarray, cam0: Camera, size: int) ->
 
 
 def _build(processed: np.ndarray, grid: int, hull_azimuths: int,
-           inflation: bool, shape_prior: str) -> Proxy:
+           inflation: bool, shape_prior: str, camera: Camera | None) -> Proxy:
     size = processed.shape[0]
     alpha = processed[..., 3]
-    field_, axis, shape = proxy_field(alpha, grid=grid, hull_azimuths=hull_azimuths, inflation=inflation,
-                               shape_prior=shape_prior)
+    field_, axis, shape, camera = _proxy_field(alpha, grid, hull_azimuths, inflation,
+                                               shape_prior, camera)
     # light smoothing removes voxel steps; pad so the surface is closed
     field_ = ndimage.gaussian_filter(field_, 0.6)
     padded = np.pad(field_, 1, constant_values=-1.0)
@@ -485,12 +512,12 @@ def _build(processed: np.ndarray, grid: int, hull_azimuths: int,
     # depth of the proxy from camera 0 at the input size (for visibility of surface points)
     tmp = Proxy(verts, faces.astype(np.int32), normals.astype(np.float32),
                 np.zeros_like(verts), rgb_front, rgb_back, np.zeros((size, size), np.float32),
-                float(edges.mean()), shape=shape)
-    cam0 = orbit_camera(ELEVATION_DEG, 0.0, size=min(size, 256))
+                float(edges.mean()), shape=shape, camera0=camera)
+    cam0 = _camera0(min(size, 256), camera)
     pts, nrm, _ = _geometry_points(tmp, subdivisions(tmp, cam0))
     depth0, _ = zbuffer(pts, nrm, None, cam0)
     tmp.depth0 = depth0
-    w_v = front_weight(verts, normals.astype(np.float32), depth0, size, tmp.mean_edge)
+    w_v = front_weight(verts, normals.astype(np.float32), depth0, size, tmp.mean_edge, camera)
     tmp.vertex_front_weight = _smooth_on_mesh(w_v, tmp.faces)
     tmp.vertex_colours = tmp._colour(verts, normals, tmp.vertex_front_weight).astype(np.float32)
     return tmp

@@ -341,7 +341,8 @@ class PipelineRunner:
             processed_key = keys.processed(pid)
             rgb = result.rgba[..., :3] * result.rgba[..., 3:4]
             self._put_png(PROCESSED, processed_key, rgb, result.rgba[..., 3])
-            self.repo.update_project(pid, processed_image_key=processed_key)
+            camera = camera_record(result.camera) if result.camera is not None else None
+            self.repo.update_project(pid, processed_image_key=processed_key, input_camera=camera)
             self._emit(pid, "preprocess", 1.0, "preprocessed", force=True)
 
     def _load_processed(self, pid: str) -> np.ndarray:
@@ -357,8 +358,11 @@ class PipelineRunner:
 
         built = self.run.proxy_of
         if built is None or built[0] != pid or not np.array_equal(built[1], processed):
+            record = self.repo.get_project(pid).get("input_camera")
+            camera = camera_from_record(record) if record else None  # older rows: the convention's
             try:
-                self.run.proxy = build_proxy(processed, shape_prior=self.settings.proxy_shape)
+                self.run.proxy = build_proxy(processed, shape_prior=self.settings.proxy_shape,
+                                             camera=camera)
             except ValueError:
                 self.run.proxy = None
             self.run.proxy_of = (pid, processed)

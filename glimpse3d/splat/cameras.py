@@ -167,6 +167,16 @@ def syncdreamer_cameras(size: int = BASE_SIZE) -> list[Camera]:
 CAMERA_FIELDS = ("elevation", "azimuth", "distance", "fx", "fy", "cx", "cy", "width", "height")
 
 
+def input_camera(size: int, zoom: float = 1.0, shift: tuple[float, float] = (0.0, 0.0)) -> Camera:
+    """Camera 0 (elevation 30°, azimuth 0°, distance 1.5) of a photo cropped out of a wider
+    one: focal length ``zoom`` times the convention's at ``size`` px, principal point (the
+    image of the origin) ``shift`` (px) from the image centre. ``zoom=1, shift=(0, 0)`` is
+    :func:`orbit_camera` ``(ELEVATION_DEG, 0, size=size)``."""
+    cam = orbit_camera(ELEVATION_DEG, 0.0, size=size)
+    return replace(cam, fx=cam.fx * zoom, fy=cam.fy * zoom, cx=cam.cx + float(shift[0]),
+                   cy=cam.cy + float(shift[1]))
+
+
 def camera_record(camera: Camera) -> dict[str, float | int]:
     """A camera as the flat record stored with its view (see :data:`CAMERA_FIELDS`)."""
     return {

@@ -123,7 +123,12 @@ def test_silhouette_alignment_setting(tiny_dir, make_settings, object_rgba, monk
             depth_backend="transformers", depth_model=str(tiny_dir("dpt")), device="cpu"))
 
 
-def test_proxy_shape_setting_reaches_the_alignment(tiny_dir, make_settings, object_rgba):
+def test_proxy_shape_setting_reaches_the_alignment(tiny_dir, make_settings, object_rgba, sqlite_url):
+    from glimpse3d.db.repository import open_repository
+
+    repo = open_repository(sqlite_url)
+    pid = repo.create_project("disc")["id"]  # processed before its camera was recorded
+
     def settings(**kw):
         return make_settings(depth_backend="transformers", depth_model=str(tiny_dir("dpt")),
                              device="cpu", **kw)
@@ -132,11 +137,12 @@ def test_proxy_shape_setting_reaches_the_alignment(tiny_dir, make_settings, obje
         return load_backend("depth", settings(**kw))
 
     # the alignment proxy is the run's: the runner builds it with ``proxy_shape``
-    runs = {prior: PipelineRunner(None, None, settings(proxy_shape=prior)) for prior in ("auto", "inflated")}
-    shapes = {prior: run._proxy("p", object_rgba).shape for prior, run in runs.items()}
+    runs = {prior: PipelineRunner(repo, None, settings(proxy_shape=prior)) for prior in ("auto", "inflated")}
+    shapes = {prior: run._proxy(pid, object_rgba).shape for prior, run in runs.items()}
     assert (shapes["auto"], shapes["inflated"]) == ("rotational", "inflated")
     default, prism = backend(), backend(proxy_shape="prism")
     assert prism.model is default.model  # same cached weights, another alignment proxy
+    repo.close()
 
 
 def test_project_override(tiny_dir, make_settings, object_rgba):

@@ -167,3 +167,26 @@ def test_asymmetric_silhouette_is_read_as_inflated() -> None:
     assert proxy.shape == "inflated"
     view0, _ = render_proxy(proxy, orbit_camera(30.0, 0.0, size=size))
     assert S.silhouette_iou(view0[..., 3], alpha) > 0.99  # measured 0.997
+
+
+@pytest.mark.parametrize("name", ["cylinder", "cone", "sphere"])
+def test_the_photos_own_camera_makes_round_objects_right(name: str) -> None:
+    """Photographed at the convention's size (not scaled to fill the frame), the crop zooms
+    the photo 1.2-1.3x and moves the object's centre off the image's: read with the crop's
+    own camera (``PreprocessResult.camera``), a turned object is right from every side.
+    Measured held-out aligned IoU (mean of 4) without / with it: cylinder 0.954 / 0.992, cone
+    0.916 / 0.987, sphere 0.993 / 0.999."""
+    obj = S.catalogue()[name]
+    photo, _ = S.synthetic_photo(obj, size=512, ssaa=1)
+    result = preprocess_image(validate_image(S.png_bytes(photo)))
+    cams = syncdreamer_cameras(256)
+    chosen = [cams[k] for k in HELD_OUT]
+    means = []
+    for camera in (None, result.camera):
+        proxy = build_proxy(result.rgba, camera=camera)
+        assert proxy.shape == "rotational"
+        ious = aligned_ious(lambda c, p=proxy: render_proxy(p, c)[0][..., 3], obj,
+                            orbit_camera(30.0, 0.0, size=256), chosen)
+        means.append(float(np.mean(ious)))
+    assert means[1] >= 0.98
+    assert means[1] >= means[0] + 0.005

@@ -15,9 +15,13 @@ from skimage import data as skdata
 from glimpse3d.errors import ImageValidationError, UserError
 from glimpse3d.pipeline.preprocess import (
     BLUR_THRESHOLD,
+    FILL,
+    MAX_INPUT_SHIFT,
+    MAX_INPUT_ZOOM,
     ClassicSegmenter,
     PreprocessResult,
     blur_score,
+    crop_camera,
     preprocess_image,
     validate_image,
 )
@@ -302,3 +306,51 @@ def test_bundled_samples(name: str, alpha: bool) -> None:
     x0, y0, x1, y1 = _bbox(res.mask)
     assert max(x1 - x0, y1 - y0) / 512 == pytest.approx(0.85, abs=0.02)
     assert 0.25 < (res.mask > 0.5).mean() < 0.75
+
+
+def _rgba_png(rgba: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray((np.clip(rgba, 0, 1) * 255 + 0.5).astype(np.uint8), "RGBA").save(buf, "PNG")
+    return buf.getvalue()
+
+
+def _checker_albedo(q: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """A 5 cm checker (a photo sharp enough to pass the blur check)."""
+    cells = np.floor(q * 20).sum(axis=1) % 2
+    return np.repeat((0.3 + 0.5 * cells)[:, None], 3, axis=1)
+
+
+@pytest.mark.parametrize("offset", [(0.0, 0.0, 0.0), (0.03, 0.08, -0.04)])
+def test_the_crop_camera_sees_the_object_where_the_processed_image_has_it(offset) -> None:
+    """A box photographed by the convention camera (512 px, filling 60-70 % of it, off the
+    centre): the processed image is the crop, and its recorded camera renders the object
+    exactly there (silhouette IoU), with a longer focal length and the principal point where
+    the photo's centre (the image of the origin) lands."""
+    obj = S.SyntheticObject(
+        "box", lambda q: S.sdf_box(q, np.array([0.3, 0.2, 0.22])),
+        _checker_albedo, radius=0.45, offset=np.asarray(offset))
+    photo, _ = S.render_truth(obj, orbit_camera(30.0, 0.0, size=512))
+    result = preprocess_image(validate_image(_rgba_png(photo)))
+    cam = result.camera
+    assert cam is not None and cam.width == 512
+    seen = S.silhouette(obj, cam)
+    assert S.silhouette_iou(seen, result.mask) > 0.97
+    zoom = cam.fx / orbit_camera(30.0, 0.0, size=512).fx
+    ys, xs = np.nonzero(photo[..., 3] > 0.5)
+    extent = max(np.ptp(xs), np.ptp(ys)) + 1
+    assert zoom == pytest.approx(512 * FILL / extent, rel=0.01)
+    (uv,), _ = cam.project(np.zeros((1, 3)))
+    centre = np.array([(xs.min() + xs.max() + 1) / 2, (ys.min() + ys.max() + 1) / 2])
+    np.testing.assert_allclose(uv, 256 + (256 - centre) * 512 / (extent / FILL), atol=0.5)
+
+
+def test_the_crop_camera_is_clamped() -> None:
+    """An object filling a tenth of a large photo is read as seen from afar (focal length at
+    most MAX_INPUT_ZOOM times the convention's), a tight crop as the convention's camera."""
+    far = crop_camera((2000, 1500), (950, 700, 1050, 800), 512)
+    assert far.fx == pytest.approx(MAX_INPUT_ZOOM * orbit_camera(30.0, 0.0, size=512).fx)
+    edge = crop_camera((2000, 1500), (1800, 1300, 1900, 1400), 512)
+    assert abs(edge.cx - 256) <= MAX_INPUT_SHIFT * 512 + 1e-9
+    assert abs(edge.cy - 256) <= MAX_INPUT_SHIFT * 512 + 1e-9
+    tight = crop_camera((256, 256), (0, 10, 256, 246), 512)
+    assert (tight.fx, tight.cx, tight.cy) == (orbit_camera(30.0, 0.0, size=512).fx, 256.0, 256.0)

@@ -16,7 +16,9 @@ from glimpse3d.cli import app
 from glimpse3d.config import get_settings
 from glimpse3d.errors import Cancelled
 from glimpse3d.jobs.outcomes import run_and_record
+from glimpse3d.pipeline.preprocess import preprocess_image, validate_image
 from glimpse3d.pipeline.runner import PipelineRunner, ProgressEvent
+from glimpse3d.splat.cameras import camera_record
 from glimpse3d.storage.base import DEPTH, ENHANCED, MODELS, MULTIVIEW, PROCESSED, UPLOADS
 
 SAMPLES = Path(__file__).resolve().parents[2] / "glimpse3d" / "samples"
@@ -42,6 +44,12 @@ def test_run_all_records_every_row_and_file(repo_and_storage, make_settings):
 
     row = repo.get_project(pid)
     assert row["status"] == "completed" and row["progress_percentage"] == 100
+    # the processed image's camera (the crop's) is recorded and the proxy was read with it
+    photo = validate_image((SAMPLES / "mug.png").read_bytes())
+    expected = camera_record(preprocess_image(photo).camera)
+    assert row["input_camera"] == pytest.approx(expected)
+    assert runner.run.proxy is not None and runner.run.proxy.camera0 is not None
+    assert camera_record(runner.run.proxy.camera0)["fx"] == pytest.approx(expected["fx"])
     counts = repo.table_counts(pid)
     assert counts["multiview_generation"] == 16
     assert counts["depth_maps"] == 16
