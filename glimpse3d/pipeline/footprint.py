@@ -78,24 +78,24 @@ class FootprintFit:
     shift: tuple[float, float] = (0.0, 0.0)  # its principal point's offset (px at the input size)
 
 
-def _rays(camera: Camera, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+def rays(camera: Camera, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     """World directions (N,3) of the rays through pixels (u, v)."""
     rot = camera.w2c[:3, :3]
     cam = np.stack([(u - camera.cx) / camera.fx, (v - camera.cy) / camera.fy, np.ones_like(u)], 1)
     return cam @ rot  # R^T d for each row
 
 
-def _on_plane(camera: Camera, u: np.ndarray, v: np.ndarray, z: float | np.ndarray) -> np.ndarray:
+def on_plane(camera: Camera, u: np.ndarray, v: np.ndarray, z: float | np.ndarray) -> np.ndarray:
     """Ground-plane points (N,2) where the rays through (u, v) meet the plane(s) at height z."""
     c = camera.center
-    d = _rays(camera, u, v)
+    d = rays(camera, u, v)
     dz = np.where(np.abs(d[:, 2]) < 1e-9, -1e-9, d[:, 2])
     t = (np.asarray(z, dtype=np.float64) - c[2]) / dz
     t = np.where(t > 0, t, np.nan)  # a ray that never reaches the plane
     return c[None, :2] + t[:, None] * d[:, :2]
 
 
-def _height_to_row(camera: Camera, xy: np.ndarray, v_top: np.ndarray) -> np.ndarray:
+def height_to_row(camera: Camera, xy: np.ndarray, v_top: np.ndarray) -> np.ndarray:
     """Height z at which the vertical line above each ground point ``xy`` (N,2) projects to
     image row ``v_top`` (N,) (closed form: v(z) is a ratio of linear functions of z)."""
     p = camera.K @ camera.w2c[:3]  # 3x4
@@ -176,7 +176,7 @@ def _reading(o: dict[str, np.ndarray], camera: Camera, z_ground: float, axis: np
     the ground grid's cell centres."""
     if rule == "top":
         return _top_reading(o, camera, -z_ground, axis, grid_xy)
-    near = _on_plane(camera, o["low_u"], o["low_v"], z_ground)
+    near = on_plane(camera, o["low_u"], o["low_v"], z_ground)
     if not np.isfinite(near).all():
         return None
     if rule == "symmetric":
@@ -187,9 +187,9 @@ def _reading(o: dict[str, np.ndarray], camera: Camera, z_ground: float, axis: np
         # can hold only part of a vertical edge)
         k = min(EDGE_SLICES, len(near) // 2)
         sides = [np.arange(k), np.arange(len(near) - k, len(near))]
-        h = [np.max(_height_to_row(camera, near[i], o["top_v"][i])) for i in sides]
+        h = [np.max(height_to_row(camera, near[i], o["top_v"][i])) for i in sides]
         z_top = max(float(np.mean(h)), z_ground + 1e-3)
-        far = _on_plane(camera, o["top_u"], o["top_v"], z_top)[::-1]
+        far = on_plane(camera, o["top_u"], o["top_v"], z_top)[::-1]
         if not np.isfinite(far).all():
             return None
     footprint = _raster(np.concatenate([near, far]), axis)
@@ -206,7 +206,7 @@ def _reading(o: dict[str, np.ndarray], camera: Camera, z_ground: float, axis: np
     top_of_bin[slot] = o["top_v"]
     top_of_bin = _fill_nan(top_of_bin)
     v_top = top_of_bin[bins]
-    h_cell = _height_to_row(camera, xy, v_top)
+    h_cell = height_to_row(camera, xy, v_top)
     cap_bin = np.full(len(top_of_bin), np.inf)
     np.minimum.at(cap_bin, bins, h_cell)
     # a slice whose far end the raster cut short reads too high: median of its neighbours
@@ -232,7 +232,7 @@ def _top_reading(o: dict[str, np.ndarray], camera: Camera, z_top: float, axis: n
     far side of a flat top, its point reflection the near side; the ground is where the
     lowest outline's rays meet the verticals under that near side; one block from the
     ground to the top, which the view-0 silhouette cone trims (gaps between legs)."""
-    far = _on_plane(camera, o["top_u"], o["top_v"], z_top)
+    far = on_plane(camera, o["top_u"], o["top_v"], z_top)
     if not np.isfinite(far).all():
         return None
     near = 0.5 * (far[0] + far[-1]) * 2 - far
@@ -244,7 +244,7 @@ def _top_reading(o: dict[str, np.ndarray], camera: Camera, z_top: float, axis: n
     (uv), _ = camera.project(p)
     theta = np.arctan2(uv[:, 0] - o["vp"][0], o["vp"][1] - uv[:, 1])
     low_v = np.interp(theta, o["theta"], o["low_v"])
-    z_ground = float(np.percentile(_height_to_row(camera, near, low_v), 10))
+    z_ground = float(np.percentile(height_to_row(camera, near, low_v), 10))
     if not z_ground < z_top - 1e-3:
         return None
     cap = np.where(footprint, z_top, -np.inf)

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
+from glimpse3d.pipeline.footprint import height_to_row, on_plane, rays
 from glimpse3d.splat.cameras import Camera
 
 LEG_WIDTH = 0.1  # parts narrower than this fraction of the silhouette's larger side are thin
@@ -98,11 +99,7 @@ def ground_points(camera: Camera, legs: list[Leg], z_ground: float) -> np.ndarra
         return np.zeros((0, 2))
     u = np.array([leg.foot_u for leg in legs])
     v = np.array([leg.foot_v for leg in legs])
-    rot = camera.w2c[:3, :3]
-    d = np.stack([(u - camera.cx) / camera.fx, (v - camera.cy) / camera.fy, np.ones_like(u)], 1) @ rot
-    c = camera.center
-    t = (z_ground - c[2]) / np.where(np.abs(d[:, 2]) < 1e-9, -1e-9, d[:, 2])
-    return c[None, :2] + t[:, None] * d[:, :2]
+    return on_plane(camera, u, v, z_ground)
 
 
 def centred_ground(camera: Camera, legs: list[Leg]) -> float:
@@ -115,19 +112,9 @@ def centred_ground(camera: Camera, legs: list[Leg]) -> float:
     c = camera.center
     u = np.array([leg.foot_u for leg in legs])
     v = np.array([leg.foot_v for leg in legs])
-    d = np.stack([(u - camera.cx) / camera.fx, (v - camera.cy) / camera.fy, np.ones_like(u)], 1) @ rot
+    d = rays(camera, u, v)
     slope = np.mean((d @ forward) / d[:, 2])
     return float(c[2] - (c @ forward) / slope)
-
-
-def _height_at_row(camera: Camera, xy: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Heights z (N,) at which the vertical lines above ground points ``xy`` (N,2) project to
-    image rows ``v`` (N,) (closed form: the row is a ratio of linear functions of z)."""
-    r, t = camera.w2c[:3, :3], camera.w2c[:3, 3]
-    w = (v - camera.cy) / camera.fy
-    a = xy @ r[1, :2] + t[1]
-    c = xy @ r[2, :2] + t[2]
-    return (a - w * c) / (w * r[2, 2] - r[1, 2])
 
 
 @dataclass(frozen=True)
@@ -156,7 +143,7 @@ def place_legs(legs: list[Leg], camera: Camera, z_ground: float,
     away = feet - camera.center[None, :2]
     feet = feet + radius[:, None] * away / np.linalg.norm(away, axis=1, keepdims=True)
     tops = np.array([leg.top_v for leg in legs])
-    z_under = float(np.median(_height_at_row(camera, feet, tops)))
+    z_under = float(np.median(height_to_row(camera, feet, tops)))
     if centre is not None:
         mirrored = 2 * np.asarray(centre)[None] - feet
         gap = np.linalg.norm(mirrored[:, None] - feet[None], axis=2) - 2 * radius[None]

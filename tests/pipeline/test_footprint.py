@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 from glimpse3d.pipeline.footprint import (
-    _height_to_row,
-    _on_plane,
     fit_footprint,
     flat_bottom,
     flat_top,
     footprint_field,
+    height_to_row,
+    on_plane,
     side_vanishing_point,
 )
 from glimpse3d.pipeline.prism import vertical_vanishing_point
@@ -42,10 +42,10 @@ def _table(yaw: float = 20.0) -> S.SyntheticObject:
 def test_rays_meet_planes_where_the_camera_projects_from() -> None:
     pts = np.array([[0.1, -0.2, -0.3], [-0.25, 0.3, 0.0], [0.3, 0.05, 0.35]])
     uv, _ = CAM0.project(pts)
-    ground = _on_plane(CAM0, uv[:, 0], uv[:, 1], pts[:, 2])
+    ground = on_plane(CAM0, uv[:, 0], uv[:, 1], pts[:, 2])
     np.testing.assert_allclose(ground, pts[:, :2], atol=1e-9)
     # the height at which the vertical above each point reaches its own image row
-    z = _height_to_row(CAM0, pts[:, :2], uv[:, 1])
+    z = height_to_row(CAM0, pts[:, :2], uv[:, 1])
     np.testing.assert_allclose(z, pts[:, 2], atol=1e-9)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from glimpse3d.pipeline.legs import Stand, _height_at_row, find_legs, place_legs, under_field
+from glimpse3d.pipeline.legs import Stand, find_legs, place_legs, under_field
 from glimpse3d.pipeline.proxy import proxy_field
 from glimpse3d.splat.cameras import orbit_camera
 from glimpse3d.testing import synthetic as S
@@ -65,14 +65,6 @@ def test_one_stem_or_a_leaning_stick_is_no_stand() -> None:
     for dx in (-40, 40):
         upright |= (np.abs(xx - 128 - dx) <= 5) & (yy > 120) & (yy < 230)
     assert len(find_legs(upright)[1]) == 2
-
-
-def test_height_at_row_inverts_the_projection() -> None:
-    rng = np.random.default_rng(0)
-    xy = rng.uniform(-0.4, 0.4, (20, 2))
-    z = rng.uniform(-0.5, 0.5, 20)
-    uv, _ = CAM0.project(np.concatenate([xy, z[:, None]], axis=1))
-    np.testing.assert_allclose(_height_at_row(CAM0, xy, uv[:, 1]), z, atol=1e-9)
 
 
 def test_under_field_values() -> None:
