@@ -61,25 +61,26 @@ def find_legs(mask: np.ndarray) -> tuple[np.ndarray, list[Leg]]:
     body = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, disc).astype(bool)
     thin = mask & ~ndimage.binary_dilation(body, iterations=1)
     thin = ndimage.binary_opening(thin, iterations=1)  # specks along the body's outline
-    parts, n = ndimage.label(thin)
+    parts, _ = ndimage.label(thin)
     legs: list[Leg] = []
     edt = ndimage.distance_transform_edt(mask)
     for label, sl in enumerate(ndimage.find_objects(parts), start=1):
         if sl is None:
             continue
         part = parts[sl] == label
-        h, w = part.shape
+        h = part.shape[0]
         rows = np.nonzero(part.any(axis=1))[0]
         bottom = rows.max()
         cols = np.nonzero(part[bottom])[0]
         v_bottom = sl[0].start + bottom
         u_cols = sl[1].start + cols
         below_free = v_bottom + 1 >= mask.shape[0] or not mask[v_bottom + 1, u_cols].any()
-        width = float(np.median(part.sum(axis=1)[part.any(axis=1)]))
+        counts = part.sum(axis=1)[rows]  # the part's width per row
+        width = float(np.median(counts))
         top = sl[0].start + rows.min()
         hangs = body[:top, sl[1]][:, part[rows.min()]].any()  # under a body, as legs are
         grounded = v_bottom >= ys.max() - LEG_GROUND_BAND * height
-        centres = np.array([np.nonzero(part[r])[0].mean() for r in rows])
+        centres = (part[rows] * np.arange(part.shape[1])).sum(axis=1) / counts  # per row
         lean = abs(np.polyfit(rows.astype(np.float64), centres, 1)[0]) if len(rows) > 1 else 0.0
         if not (below_free and hangs and grounded) or lean > LEG_MAX_LEAN \
                 or h < LEG_MIN_ASPECT * width or h < LEG_MIN_LENGTH * height:
