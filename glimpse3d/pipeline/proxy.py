@@ -299,14 +299,19 @@ def proxy_field(alpha: np.ndarray, *, grid: int = GRID, hull_azimuths: int = HUL
     """Occupancy field (grid³, positive inside, scene units, clamped to a few voxels around the
     surface), the voxel-centre axis (grid,) and the shape prior used (``rotational``/``prism``).
 
-    ``alpha`` (S,S) is the processed mask seen from camera 0 at size S. The hull value of a
-    voxel is the minimum over the azimuths of the silhouette's signed distance at its
-    projection (camera 0 composed with a rotation about Z), converted to scene units.
+    ``alpha`` (S,S) is the processed mask seen from camera 0 at size S; ``camera`` is the
+    processed image's own camera 0 (None: the convention's). The hull value of a voxel is
+    the minimum over the azimuths of the silhouette's signed distance at its projection
+    (camera 0 composed with a rotation about Z), converted to scene units.
     ``shape_prior``: ``"rotational"`` (that hull), ``"prism"`` (the extrusion of
     :mod:`glimpse3d.pipeline.prism`, cut by the view-0 silhouette cone), ``"inflated"`` (the
-    silhouette cone cut by the inflation bound) or ``"auto"`` (the prism where the silhouette
-    reads as one, see :attr:`~glimpse3d.pipeline.prism.PrismFit.plausible`; else inflated
-    when :func:`mirror_symmetry` is below ``SYMMETRY_MIN``; else rotational).
+    silhouette cone cut by the inflation bound), ``"footprint"``
+    (:mod:`glimpse3d.pipeline.footprint`) or ``"auto"`` (the footprint where the silhouette
+    stands on straight ground edges or on legs under a flat top; else the prism where the
+    silhouette reads as one, see :attr:`~glimpse3d.pipeline.prism.PrismFit.plausible`; else
+    inflated when :func:`mirror_symmetry` is below ``SYMMETRY_MIN`` or the rotational hull
+    misses more than ``ROTATIONAL_MAX_MISSED`` of the silhouette; else rotational). Legs
+    (:mod:`glimpse3d.pipeline.legs`) stand as columns under any reading.
     """
     return _proxy_field(alpha, grid, hull_azimuths, inflation, shape_prior, camera)[:3]
 
