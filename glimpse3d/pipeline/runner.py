@@ -37,7 +37,13 @@ from PIL import Image
 from glimpse3d.config import Settings, get_settings
 from glimpse3d.domain import DEPTH, ENHANCED, MODELS, MULTIVIEW, PROCESSED, STAGES, UPLOADS
 from glimpse3d.errors import Cancelled, UserError, WrongState
-from glimpse3d.pipeline.backends import load_backend, multiview_cameras, resolve_strength
+from glimpse3d.pipeline.backends import (
+    BackendUnavailable,
+    backend_class,
+    load_backend,
+    multiview_cameras,
+    resolve_strength,
+)
 from glimpse3d.splat.cameras import Camera, camera_from_record, camera_record
 from glimpse3d.splat.images import load_rgba, rgba_png_bytes
 from glimpse3d.splat.mesh_asset import MeshOptions
@@ -358,8 +364,7 @@ class PipelineRunner:
 
         built = self.run.proxy_of
         if built is None or built[0] != pid or not np.array_equal(built[1], processed):
-            record = self.repo.get_project(pid).get("input_camera")
-            camera = camera_from_record(record) if record else None  # older rows: the convention's
+            camera = self._input_camera(pid)
             try:
                 self.run.proxy = build_proxy(processed, shape_prior=self.settings.proxy_shape,
                                              camera=camera)
@@ -367,6 +372,21 @@ class PipelineRunner:
                 self.run.proxy = None
             self.run.proxy_of = (pid, processed)
         return self.run.proxy
+
+    def _input_camera(self, pid: str) -> Camera | None:
+        """The camera the proxy reads the processed image with: the crop's own
+        (``projects.input_camera``) where the proxy makes the views (the classic multiview
+        backend); else, and for projects processed before it was recorded, None (the
+        convention's camera 0, as learned generators read the processed image: their views
+        show the object at the processed image's framing, which the proxy must match)."""
+        record = self.repo.get_project(pid).get("input_camera")
+        if not record:
+            return None
+        try:
+            generator = backend_class("multiview", self.settings, self._overrides(pid))
+        except BackendUnavailable:
+            return None
+        return camera_from_record(record) if getattr(generator, "uses_proxy", False) else None
 
     def _stage_multiview(self, pid: str) -> None:
         # the backend's cameras (its fixed views, or the 16 SyncDreamer ones), no weights loaded

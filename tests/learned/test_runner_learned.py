@@ -77,7 +77,7 @@ def test_runner_records_and_uses_fixed_cameras(tmp_path, make_settings, tiny_dir
     refinement run on those cameras (no resampling to the 16 SyncDreamer ones)."""
     from glimpse3d.learned.zero123plus import zero123plus_cameras
     from glimpse3d.pipeline.runner import PipelineRunner
-    from glimpse3d.splat.cameras import CAMERA_FIELDS, camera_record
+    from glimpse3d.splat.cameras import CAMERA_FIELDS, camera_record, orbit_camera
 
     settings = make_settings(
         device="cpu", view_size=64, refine_iterations=1, max_gaussians=800, train_steps=30,
@@ -98,6 +98,13 @@ def test_runner_records_and_uses_fixed_cameras(tmp_path, make_settings, tiny_dir
                 assert row[name] == pytest.approx(cam[name]), name
         assert len(repo.list_depth_maps(pid)) == 7
         assert len(repo.list_enhanced_views(pid)) == 7
+        # the views come from the generator, which reads the processed image at its framing:
+        # the proxy (depth alignment) reads it so too, not with the crop's camera
+        assert repo.get_project(pid)["input_camera"] is not None
+        proxy_camera = runner.run.proxy.camera0
+        convention = orbit_camera(30.0, 0.0, size=proxy_camera.width)
+        assert (proxy_camera.fx, proxy_camera.cx, proxy_camera.cy) == (
+            convention.fx, convention.cx, convention.cy)
         assert [m["version"] for m in report["models"]] == [0, 1]
         again = PipelineRunner(repo, storage, settings).run_all(pid, iterations=1)
         assert {"multiview", "depth", "reconstruct"} <= set(again["skipped_stages"])
