@@ -31,13 +31,13 @@ LEG_GROUND_BAND = 0.3  # its foot within this fraction of the height of the lowe
 
 @dataclass(frozen=True)
 class Leg:
-    """A leg found in the silhouette: its foot (u, v) in pixels (the bottom edge's middle),
-    its half-width ``radius_px`` (pixels) and its ``label`` in :func:`find_legs`' label image."""
+    """A leg found in the silhouette: its foot (u, v) in pixels (the bottom edge's middle)
+    and its half-width ``radius_px`` (pixels); the k-th leg is label k + 1 in
+    :func:`find_legs`' label image."""
 
     foot_u: float
     foot_v: float
     radius_px: float
-    label: int
     top_v: float  # the row where it meets the rest of the silhouette (px)
 
 
@@ -87,8 +87,7 @@ def find_legs(mask: np.ndarray) -> tuple[np.ndarray, list[Leg]]:
             continue
         labels[sl][part] = len(legs) + 1
         radius_px = float(np.median(edt[sl][part & (edt[sl] >= np.percentile(edt[sl][part], 75))]))
-        legs.append(Leg(float(u_cols.mean() + 0.5), float(v_bottom + 1.0), radius_px, len(legs) + 1,
-                        float(top)))
+        legs.append(Leg(float(u_cols.mean() + 0.5), float(v_bottom + 1.0), radius_px, float(top)))
     if len(legs) < 2:  # one thin part at the bottom (a stem, a strap, a handle) is no stand
         return np.zeros(mask.shape, np.int32), []
     return labels, legs
