@@ -6,6 +6,8 @@ into the old revision before editing it here, and add a revision that recreates 
 
 from __future__ import annotations
 
+from typing import Any
+
 PROJECT_SUMMARY = """
 CREATE VIEW project_summary AS
 SELECT
@@ -53,3 +55,21 @@ VIEWS: dict[str, str] = {
     "project_summary": PROJECT_SUMMARY.strip(),
     "refinement_progress": REFINEMENT_PROGRESS.strip(),
 }
+
+
+def drop_views(op: Any, views: dict[str, str]) -> None:
+    """In a migration (``op``: ``alembic.op``): drop ``views``, last first (SQLite copies a
+    table to drop a column, which a view that references it blocks)."""
+    for name in reversed(views):
+        op.execute(f"DROP VIEW IF EXISTS {name}")
+
+
+def create_views(op: Any, views: dict[str, str]) -> None:
+    """In a migration: create ``views`` (name -> SQL); on PostgreSQL >= 15 they then obey the
+    caller's row-level security (Supabase), not the owner's (``security_invoker``)."""
+    for sql in views.values():
+        op.execute(sql)
+    bind = op.get_bind()
+    if bind.dialect.name == "postgresql" and (bind.dialect.server_version_info or (0,)) >= (15,):
+        for name in views:
+            op.execute(f"ALTER VIEW {name} SET (security_invoker = true)")

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from glimpse3d.db.views import VIEWS
+from glimpse3d.db.views import VIEWS, create_views, drop_views
 
 JSON_TYPE = sa.JSON(none_as_null=True).with_variant(
     postgresql.JSONB(none_as_null=True), "postgresql"
@@ -190,18 +190,11 @@ def upgrade() -> None:
         postgresql_where=sa.text("view_index IS NOT NULL"),
     )
 
-    for sql in VIEWS.values():
-        op.execute(sql)
-    bind = op.get_bind()
-    if bind.dialect.name == "postgresql" and (bind.dialect.server_version_info or (0,)) >= (15,):
-        # Views then obey the caller's row-level security (Supabase), not the owner's.
-        for name in VIEWS:
-            op.execute(f"ALTER VIEW {name} SET (security_invoker = true)")
+    create_views(op, VIEWS)
 
 
 def downgrade() -> None:
-    for name in reversed(VIEWS):
-        op.execute(f"DROP VIEW IF EXISTS {name}")
+    drop_views(op, VIEWS)
     op.drop_index("uq_refinement_metrics_per_view", table_name="refinement_metrics")
     op.drop_index("uq_refinement_metrics_overall", table_name="refinement_metrics")
     op.drop_index(op.f("ix_refinement_metrics_project_id"), table_name="refinement_metrics")

@@ -13,7 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from glimpse3d.db.views import VIEWS  # unchanged by this revision; recreated on downgrade
+# the views are unchanged by this revision; recreated on downgrade
+from glimpse3d.db.views import VIEWS, create_views, drop_views
 
 revision = "0002_view_cameras"
 down_revision = "0001"
@@ -41,14 +42,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     # SQLite drops columns by copying the table, which the views reference: drop them first
-    for name in reversed(VIEWS):
-        op.execute(f"DROP VIEW IF EXISTS {name}")
+    drop_views(op, VIEWS)
     with op.batch_alter_table(TABLE) as batch:
         for name, _ in reversed(COLUMNS):
             batch.drop_column(name)
-    for sql in VIEWS.values():
-        op.execute(sql)
-    bind = op.get_bind()
-    if bind.dialect.name == "postgresql" and (bind.dialect.server_version_info or (0,)) >= (15,):
-        for name in VIEWS:
-            op.execute(f"ALTER VIEW {name} SET (security_invoker = true)")
+    create_views(op, VIEWS)

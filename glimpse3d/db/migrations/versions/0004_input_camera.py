@@ -14,7 +14,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
-from glimpse3d.db.views import VIEWS  # unchanged by this revision; recreated on downgrade
+# the views are unchanged by this revision; recreated on downgrade
+from glimpse3d.db.views import VIEWS, create_views, drop_views
 
 revision = "0004_input_camera"
 down_revision = "0003_identity"
@@ -31,13 +32,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     # SQLite drops columns by copying the table, which the views reference: drop them first
-    for name in VIEWS:
-        op.execute(f"DROP VIEW IF EXISTS {name}")
+    drop_views(op, VIEWS)
     with op.batch_alter_table("projects") as batch:
         batch.drop_column("input_camera")
-    for sql in VIEWS.values():
-        op.execute(sql)
-    bind = op.get_bind()
-    if bind.dialect.name == "postgresql" and (bind.dialect.server_version_info or (0,)) >= (15,):
-        for name in VIEWS:
-            op.execute(f"ALTER VIEW {name} SET (security_invoker = true)")
+    create_views(op, VIEWS)
