@@ -336,8 +336,8 @@ def _proxy_field(alpha: np.ndarray, grid: int, hull_azimuths: int, inflation: bo
             fp = fit_footprint(alpha, cam0)
         elif contact < FLAT_MIN_CONTACT and flat_top(alpha, cam0) <= FLAT_MAX_TOP_BEND:
             fp = fit_footprint(alpha, cam0, rule="top")  # a flat top on legs or wheels
-    if fp is None and (shape_prior == "rotational" or (
-            shape_prior == "auto" and mirror_symmetry(mask) >= SYMMETRY_MIN)):
+    symmetric = mirror_symmetry(mask) >= SYMMETRY_MIN
+    if fp is None and (shape_prior == "rotational" or (shape_prior == "auto" and symmetric)):
         # a silhouette read as turning about a vertical axis: the axis is its centre line
         # (the crop's principal point may be off it: a handle moves the bounding box)
         cam0 = replace(cam0, cx=size / 2.0)
@@ -396,7 +396,7 @@ def _proxy_field(alpha: np.ndarray, grid: int, hull_azimuths: int, inflation: bo
         field_ = np.minimum(cone0 * px_to_world, footprint_field(fp, axis, cam0).ravel())
         used, covered = "footprint", None
     elif shape_prior == "inflated" or (shape_prior == "auto" and used == "rotational" and (
-            mirror_symmetry(mask) < SYMMETRY_MIN or missed > ROTATIONAL_MAX_MISSED)):
+            not symmetric or missed > ROTATIONAL_MAX_MISSED)):
         field_ = np.minimum(cone0 * px_to_world, inflated(np.arange(len(pts))))
         used, covered = "inflated", None
     elif inflation:
