@@ -15,6 +15,7 @@ from glimpse3d.pipeline.footprint import (
     height_to_row,
     on_plane,
     side_vanishing_point,
+    straight_ends,
 )
 from glimpse3d.pipeline.prism import vertical_vanishing_point
 from glimpse3d.pipeline.proxy import (
@@ -25,7 +26,7 @@ from glimpse3d.pipeline.proxy import (
 )
 from glimpse3d.splat.cameras import orbit_camera
 from glimpse3d.testing import synthetic as S
-from tests.utils.synthetic import table_object
+from tests.utils.synthetic import bus_object, table_object
 
 SIZE = 256
 CAM0 = orbit_camera(30.0, 0.0, size=SIZE)
@@ -140,3 +141,41 @@ def test_a_table_is_read_from_its_top_down() -> None:
     area = fit.footprint.sum() * (fit.ground_axis[1] - fit.ground_axis[0]) ** 2
     assert area == pytest.approx(0.8 * 0.6, rel=0.15)
     assert proxy_field(alpha, grid=48)[2] == "footprint"  # auto reads it so
+
+
+def test_straight_ends_put_rounded_ends_back_on_their_edges() -> None:
+    """A far side of two straight edges (a box's roof seen from above) whose last points
+    bend towards the camera along their slices, as rounded corners make them: both ends
+    return to the corners; a side with an edge too short for a line, or a straight side
+    whose ends are already on it, comes back as it was."""
+    eye = np.array([1.3, 0.0])
+    corners = np.array([[-0.1, -0.46], [-0.35, -0.32], [0.1, 0.46]])  # end, far corner, end
+    side = np.concatenate([np.linspace(corners[0], corners[1], 30, endpoint=False),
+                           np.linspace(corners[1], corners[2], 90)])
+    bent = side.copy()
+    for idx in (np.arange(4), np.arange(len(side) - 4, len(side))):
+        bent[idx] = eye + (side[idx] - eye) * np.linspace(0.93, 0.99, 4)[:, None][
+            ::1 if idx[0] == 0 else -1]
+    fixed = straight_ends(bent, eye)
+    np.testing.assert_allclose(fixed[[0, -1]], corners[[0, 2]], atol=1e-6)
+    np.testing.assert_array_equal(fixed[1:-1], bent[1:-1])
+    np.testing.assert_allclose(straight_ends(side, eye), side, atol=1e-9)
+    short = np.concatenate([side[27:30], side[30:]])  # a 3-point first edge
+    np.testing.assert_array_equal(straight_ends(short, eye), short)
+
+
+def test_a_bus_with_rounded_edges_is_read_to_its_width() -> None:
+    """A rounded bus on wheels at yaw 60, read from the top down: the ends of its roof's
+    outline fall away with the rounded corners; read as they are, the footprint came out
+    too deep for its length (0.41 instead of 0.32); with the ends on the roof's edges
+    and the centring height interpolated, its proportions and height come back."""
+    alpha = _alpha(bus_object(60.0))
+    fit = fit_footprint(alpha, CAM0, rule="top")
+    assert fit is not None
+    gx, gy = np.meshgrid(fit.ground_axis, fit.ground_axis, indexing="ij")
+    pts = np.stack([gx[fit.footprint], gy[fit.footprint]], 1)
+    pts -= pts.mean(axis=0)
+    short, long = np.sort(np.ptp(pts @ np.linalg.eigh(np.cov(pts.T))[1], axis=0))
+    assert short / long == pytest.approx(0.32, abs=0.06)
+    height = float(np.median(fit.cap[fit.footprint])) - fit.z_ground
+    assert height / long == pytest.approx(0.42, rel=0.15)

@@ -63,3 +63,19 @@ def table_leg_positions(yaw: float = 20.0) -> np.ndarray:
     c, s = np.cos(np.radians(yaw)), np.sin(np.radians(yaw))
     t = np.array(TABLE_LEGS)
     return np.stack([c * t[:, 0] - s * t[:, 1], s * t[:, 0] + c * t[:, 1]], axis=1)
+
+
+def bus_object(yaw: float = 60.0) -> S.SyntheticObject:
+    """A bus turned by ``yaw`` degrees: a 1.0 x 0.32 x 0.34 body with rounded edges (radius
+    0.04) from z = -0.13 to 0.21 on four wheels (radius 0.07) down to z = -0.21."""
+    c, s = np.cos(np.radians(yaw)), np.sin(np.radians(yaw))
+
+    def sdf(q: np.ndarray) -> np.ndarray:
+        t = np.stack([c * q[:, 0] + s * q[:, 1], c * q[:, 1] - s * q[:, 0], q[:, 2]], 1)
+        body = S.sdf_box(t - [0, 0, 0.04], np.array([0.46, 0.12, 0.13])) - 0.04
+        wheels = [np.maximum(np.linalg.norm((t - [x, y, -0.14])[:, [0, 2]], axis=1) - 0.07,
+                             np.abs(t[:, 1] - y) - 0.03)
+                  for x in (-0.3, 0.3) for y in (-0.13, 0.13)]
+        return np.minimum(body, np.min(wheels, axis=0))
+
+    return S.SyntheticObject("bus", sdf, lambda p, n: np.full((len(p), 3), 0.5), radius=0.7)
