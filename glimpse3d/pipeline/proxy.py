@@ -100,6 +100,27 @@ FLAT_MAX_BEND = 0.06
 # on its small foot 0.076 (its lid's arc), armour, hat 0.15, a chair 0.83, a cow 0.28 (forced,
 # the top reading: bus 0.65 -> 0.76 IoU, table 0.45 -> 0.56, chair 0.52 -> 0.38). A narrow gap
 FLAT_MAX_TOP_BEND = 0.065
+# A rotational hull cannot tell a flat top from the cone that the grazing rays of the 16
+# cameras leave above it (a plate became a spinning top, its red centre smeared over the
+# cone), nor a flat shoulder or base from the cones beside and under them. A cone is told by
+# its radius growing by a steady step per voxel level (the run's steps within
+# 2 CONE_STEP_TOLERANCE voxels of each other; at least CONE_MIN_STEP voxels per level from
+# above, where the grazing rays fall at ~22°: 2.5 per level; CONE_MIN_STEP_BELOW from below:
+# ~0.9) over at least CONE_MIN_LEVELS levels; it is cut flat CONE_CUT_ABOVE / CONE_CUT_BELOW
+# voxels beyond its base where that costs view 0 at most CONE_MAX_LOST of the silhouette;
+# from below only where the cone ends at a wall or rim. A sphere's radius grows by ever
+# smaller steps: no cone. Measured on the benchmark's proxy (IoU / PSNR): plate
+# 0.964 / 20.80 -> 0.989 / 27.67, bottle 0.980 / 26.65 -> 0.981 / 26.85 (its shoulder),
+# stack and mug unchanged; the bottom cut 0.5 / 1.0 / 1.5 / 2.5 voxels below (before the
+# wall rule): plate 27.75 / 27.79 / 27.67 / 27.53, bottle 26.02 / 26.36 / 26.63 / 26.76 dB;
+# without the wall rule a ball lost its lower cap (held-out IoU 0.999 -> 0.990)
+CONE_MIN_STEP = 1.0
+CONE_MIN_STEP_BELOW = 0.5
+CONE_CUT_ABOVE = 0.5
+CONE_CUT_BELOW = 1.5
+CONE_STEP_TOLERANCE = 0.4
+CONE_MIN_LEVELS = 3
+CONE_MAX_LOST = 0.003
 
 
 def _camera0(size: int, camera: Camera | None) -> Camera:
@@ -421,8 +442,72 @@ def _proxy_field(alpha: np.ndarray, grid: int, hull_azimuths: int, inflation: bo
         miss = _sample(sd_miss, u0[sel], v0[sel], -margin_px) * px_to_world
         field_ = field_.copy()
         field_[sel] = np.maximum(field_[sel], np.minimum(inflated(sel), miss))
+    if used == "rotational":
+        field_ = flat_ends(field_.reshape(grid, grid, grid), axis, mask, cam0).ravel()
     lim = margin_px * px_to_world
     return np.clip(field_, -lim, lim).reshape(grid, grid, grid), axis, used, cam0
+
+
+def cone_runs(radius: np.ndarray, voxel: float, min_step: float = CONE_MIN_STEP,
+              wall: bool = False) -> list[tuple[int, int]]:
+    """Cones in a radius profile: ``radius`` (L,) the largest radius (scene units) of the
+    occupied voxels per level, from one end of the object inwards; each run of levels
+    ``(start, base)`` over which the radius grows by a steady step of at least ``min_step``
+    voxels per level (all within ``2 * CONE_STEP_TOLERANCE`` of each other) for at least
+    ``CONE_MIN_LEVELS`` levels. A run that starts at 0 is the cone over the object's end; a
+    later one, where the profile steps out from a narrower part (the step before it smaller
+    than all of the run's), a cone that the hull leaves between a narrower part and a wider one
+    below it (a bottle's shoulder); a ball's ever flatter steps make none. With ``wall`` a
+    run must also end at a straight wall or a rim (the next step under half its smallest):
+    under a ball the hull's cone runs on into the ball's own steady curve."""
+    steps = np.diff(radius) / voxel
+    runs: list[tuple[int, int]] = []
+    i = 0
+    while i < len(steps):
+        n = i
+        while n < len(steps) and steps[n] >= min_step and \
+                np.ptp(steps[i:n + 1]) <= 2 * CONE_STEP_TOLERANCE:
+            n += 1
+        # a later run must step out from a straight wall (a neck), not continue a curve
+        smallest = float(np.min(steps[i:n])) if n > i else 0.0
+        steps_out = i == 0 or steps[i - 1] < smallest  # into the run from a narrower part
+        at_wall = n > i and (n == len(steps) or steps[n] < 0.5 * smallest)
+        if n - i >= CONE_MIN_LEVELS and steps_out and (at_wall or not wall):
+            runs.append((i, n))
+        i = max(n, i + 1)
+    return runs
+
+
+def flat_ends(field_: np.ndarray, axis: np.ndarray, mask: np.ndarray, cam0: Camera) -> np.ndarray:
+    """A rotational field (grid³, positive inside, indexing x, y, z) with the hull's cones
+    (:func:`cone_runs`, radius about the Z axis) cut flat at their bases: the cone over its
+    top, those the top-down profile steps out by (outside the narrower part's radius) and
+    the cone under its bottom; each cut kept only where view 0 (``cam0``, silhouette
+    ``mask``) loses at most ``CONE_MAX_LOST`` of the silhouette's pixels by it."""
+    occupied = field_ > 0
+    levels = np.nonzero(occupied.any(axis=(0, 1)))[0]
+    if len(levels) < 2 * CONE_MIN_LEVELS:
+        return field_
+    gx, gy = np.meshgrid(axis, axis, indexing="ij")
+    dist = np.hypot(gx, gy)[..., None]
+    radius = np.where(occupied, dist, 0.0).max(axis=(0, 1))[levels]
+    voxel = float(axis[1] - axis[0])
+    size = mask.shape[0]
+    before = (mask & _coverage0(field_, axis, cam0, size)).sum()
+    out = field_
+    cuts = [(levels[::-1][b], 1.0, CONE_CUT_ABOVE, radius[::-1][s] if s else None)
+            for s, b in cone_runs(radius[::-1], voxel)]
+    cuts += [(levels[b], -1.0, CONE_CUT_BELOW, None)
+             for s, b in cone_runs(radius, voxel, CONE_MIN_STEP_BELOW, wall=True) if s == 0]
+    for level, sign, offset, neck in cuts:
+        # the plane ``offset`` voxels beyond the base level: positive below it (top) / above
+        plane = sign * (axis[level] + sign * offset * voxel - axis)[None, None, :]
+        if neck is not None:  # only outside the narrower part above the cone
+            plane = np.maximum(plane, neck + 0.5 * voxel - dist)
+        cut = np.minimum(out, plane)
+        if before - (mask & _coverage0(cut, axis, cam0, size)).sum() <= CONE_MAX_LOST * mask.sum():
+            out = cut
+    return out
 
 
 def ball_half_thickness(sd: np.ndarray, chunk: int = 64) -> np.ndarray:

@@ -211,3 +211,54 @@ def test_symmetric_side_views_that_no_turned_object_makes_are_inflated() -> None
     for alpha, want in ((bus, "inflated"), (sofa, "inflated"), (plate, "rotational")):
         assert mirror_symmetry(alpha > 0.5) >= SYMMETRY_MIN
         assert proxy_field(alpha, grid=64)[2] == want
+
+
+def test_cone_runs_known_profiles() -> None:
+    """A cone's radius grows by a steady step from its tip; a sphere's by ever smaller
+    ones; a shoulder is a steady run after a narrow neck."""
+    from glimpse3d.pipeline.proxy import cone_runs
+
+    voxel = 0.01
+    cone = np.concatenate([np.arange(7) * 2.5, np.full(5, 15.0)]) * voxel  # base at level 6
+    assert cone_runs(cone, voxel) == [(0, 6)]
+    noisy = cone + np.tile([0.0, 0.3 * voxel], 6)  # steps 2.2-2.8 voxels: still one cone
+    assert cone_runs(noisy, voxel) == [(0, 6)]
+    h = np.arange(1, 20) * voxel
+    sphere = np.sqrt(2 * 0.3 * h - h**2)  # a ball of 30 voxels from its top
+    assert cone_runs(sphere, voxel) == []
+    bottle = np.concatenate([np.full(5, 4.0), 4.0 + np.arange(1, 5) * 2.4, np.full(6, 13.6)]) * voxel
+    assert cone_runs(bottle, voxel) == [(4, 8)]
+    # from below, a cone must end at a wall: the cone under a plate does; the hull's cone
+    # under a ball runs on into the ball's lower half, whose steps fall off slowly
+    plate_below = np.concatenate([np.arange(12) * 0.9, [10.0, 9.5]]) * voxel
+    assert cone_runs(plate_below, voxel, 0.5, wall=True) == [(0, 11)]
+    ball_below = np.concatenate([np.arange(12) * 0.9, 9.9 + np.cumsum(np.linspace(0.8, 0.1, 8))]) * voxel
+    assert cone_runs(ball_below, voxel, 0.5) != []
+    assert cone_runs(ball_below, voxel, 0.5, wall=True) == []
+
+
+@pytest.mark.parametrize("name", ["plate", "sphere"])
+def test_a_plate_is_flat_and_a_ball_stays_round(name: str) -> None:
+    """The rotational hull of a plate seen from 30° is a spinning top: a cone ~0.2 high over
+    its flat top and one ~0.4 deep under it (0.63 in all); both are cut flat (the plate's
+    own thickness is 0.06), and the view-0 silhouette stays. A ball has no cone: its field
+    is unchanged."""
+    from glimpse3d.pipeline.proxy import _proxy_field, flat_ends
+
+    if name == "plate":
+        obj = S.SyntheticObject("plate", lambda q: S.sdf_cylinder_z(q, 0.45, 0.03),
+                                lambda q, n: np.full((len(q), 3), 0.8), radius=0.5)
+    else:
+        obj = S.catalogue()["sphere"]
+    photo, _ = S.synthetic_photo(obj, size=512, ssaa=1)
+    result = preprocess_image(validate_image(S.png_bytes(photo)))
+    alpha = result.rgba[..., 3]
+    field_, axis, used, cam0 = _proxy_field(alpha, 64, 16, False, "rotational", result.camera)
+    heights = axis[np.nonzero((field_ > 0).any(axis=(0, 1)))[0]]
+    if name == "sphere":
+        np.testing.assert_array_equal(flat_ends(field_, axis, alpha > 0.5, cam0), field_)
+        assert np.ptp(heights) > 0.6  # the whole ball
+        return
+    assert np.ptp(heights) < 0.12  # measured 0.08; 0.63 without the cuts
+    view0, _ = render_proxy(build_proxy(result.rgba, camera=result.camera), result.camera)
+    assert S.silhouette_iou(view0[..., 3], alpha) > 0.97
