@@ -5,7 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from glimpse3d.pipeline.legs import Stand, find_legs, place_legs, under_field
+from glimpse3d.pipeline.legs import (
+    Leg,
+    Stand,
+    column_field,
+    column_tops,
+    find_legs,
+    over_feet,
+    place_legs,
+    under_field,
+)
 from glimpse3d.pipeline.proxy import proxy_field
 from glimpse3d.splat.cameras import orbit_camera
 from glimpse3d.testing import synthetic as S
@@ -87,3 +96,53 @@ def test_the_proxy_of_a_table_has_legs_not_walls() -> None:
     d = np.linalg.norm(pts[:, None] - table_leg_positions()[None], axis=2)
     assert (d.min(axis=1) < 0.08).mean() > 0.9  # measured 1.0; without legs 0.16 (walls)
     assert np.bincount(d.argmin(axis=1), minlength=4).min() > 0
+
+
+def test_over_feet_known_values() -> None:
+    """The prism over a square of feet (half-side 0.2), grown by a tenth of its side
+    (0.04): its field is the distance to the nearest side plus 0.04 inside, minus the
+    distance to the square plus 0.04 outside (also past a corner); two feet span nothing."""
+    feet = np.array([[-0.2, -0.2], [0.2, -0.2], [0.2, 0.2], [-0.2, 0.2]])
+    stand = Stand(feet, np.full(4, 0.02), -0.3, 0.0)
+    pts = np.array([[0.0, 0.0, 0.1], [0.1, 0.0, -0.5], [0.3, 0.0, 0.0], [0.3, 0.3, 0.0]])
+    np.testing.assert_allclose(over_feet(stand, pts, 0.1),
+                               [0.24, 0.14, -0.06, 0.04 - 0.1 * np.sqrt(2)], atol=1e-6)
+    two = Stand(feet[:2], np.full(2, 0.02), -0.3, 0.0)
+    assert np.isinf(over_feet(two, pts)).all()
+
+
+def test_columns_reach_the_body_above_them() -> None:
+    """A body whose underside is above the legs' tops (z_under) would leave the legs
+    floating: each column goes up to the body over it, one voxel in; a leg with no body
+    above stays at z_under; the columns' field is the radius minus the distance, between
+    z_under and the top."""
+    axis = np.linspace(-0.5, 0.5, 21)  # 0.05 voxels
+    occupied = np.zeros((21, 21, 21), bool)
+    occupied[6:15, 6:15, 14:18] = True  # a block from z = 0.2 to 0.35 over |x|, |y| <= 0.2
+    stand = Stand(np.array([[0.1, 0.1], [0.45, 0.45]]), np.array([0.03, 0.03]), -0.4, 0.0)
+    tops = column_tops(stand, occupied, axis)
+    np.testing.assert_allclose(tops, [0.25, 0.0], atol=1e-9)
+    pts = np.array([[0.1, 0.1, 0.1], [0.12, 0.1, 0.1], [0.1, 0.1, 0.3], [0.45, 0.45, 0.1]])
+    field_ = column_field(stand, pts, tops)
+    np.testing.assert_allclose(field_[:2], [0.03, 0.01], atol=1e-6)
+    assert np.isneginf(field_[2])  # above every top
+    assert field_[3] < -0.4  # over the second leg, above its top: only the first is near
+
+
+def test_three_legs_complete_a_rectangle() -> None:
+    """Three legs seen of four at the corners of a rectangle centred under the object (a
+    chair from behind): the nearest is next to the other two, the hidden fourth completes
+    the parallelogram, and the ground puts its centre on view 0's axis."""
+    from glimpse3d.pipeline.proxy import _stand
+
+    c, s = np.cos(np.radians(20)), np.sin(np.radians(20))
+    corners = np.array([[sx * 0.2, sy * 0.15] for sx in (-1, 1) for sy in (-1, 1)]) @ [[c, s], [-s, c]]
+    ground = -0.3
+    uv, _ = CAM0.project(np.c_[corners, np.full(4, ground)])
+    hidden = int(np.argmin(uv[:, 1]))  # the farthest foot (highest in the photo) is not seen
+    legs = [Leg(float(u), float(v), 0.01, float(v) - 40.0)
+            for k, (u, v) in enumerate(uv) if k != hidden]
+    stand = _stand(legs, CAM0, None)
+    assert stand.z_ground == pytest.approx(ground, abs=0.005)
+    assert len(stand.feet) == 4
+    np.testing.assert_allclose(stand.feet[-1], corners[hidden], atol=0.005)
