@@ -1,5 +1,5 @@
 """Contact sheet of eval photos: the processed input, then the classic proxy (which the v0
-model matches to within 0.01 IoU on the quality benchmark) at six azimuths, elevation 30°.
+model matches to within 0.02 IoU on the quality benchmark) at six azimuths, elevation 30°.
 
     python benchmarks/contact_sheet.py [--photos shoe sofa ...] [-o docs/quality_contact.png]
 
