@@ -228,6 +228,11 @@ def test_cone_runs_known_profiles() -> None:
     assert cone_runs(sphere, voxel) == []
     bottle = np.concatenate([np.full(5, 4.0), 4.0 + np.arange(1, 5) * 2.4, np.full(6, 13.6)]) * voxel
     assert cone_runs(bottle, voxel) == [(4, 8)]
+    # from above, any widening run down to a wall may be cut (view 0 decides): the cone over
+    # a photographed mug's rim does not grow steadily
+    mug_top = np.cumsum([0.0, 4.1, 9.0, 3.1, 2.2, 1.7, 0.5, 0.2, 0.0, 0.3]) * voxel
+    assert cone_runs(mug_top, voxel) == []
+    assert cone_runs(mug_top, voxel, steady=False) == [(0, 5)]
     # from below, a cone must end at a wall: the cone under a plate does; the hull's cone
     # under a ball runs on into the ball's lower half, whose steps fall off slowly
     plate_below = np.concatenate([np.arange(12) * 0.9, [10.0, 9.5]]) * voxel
