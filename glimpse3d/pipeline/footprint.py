@@ -56,7 +56,7 @@ PERSPECTIVE_RATIO = 3.0  # camera distance / bounding radius of the 16 views (1.
 EDGE_SLICES = 3  # outermost slices averaged for the flat-top height
 MAX_NEAR_BOW = 0.01  # a near side this straight (see _bow, in the image) is seen face-on
 MIN_SIDE_RUN = 0.3  # straight sides this long (fraction of the height) locate the vanishing point
-MIN_SYMMETRIC_DEPTH = 0.35
+MIN_SYMMETRIC_DEPTH = 0.35  # point symmetry gives depth/width below this: use the flat top
 # the cap's height per slice is the median over this many neighbouring slices (~1 px each at
 # WORK_SIZE): a slice whose far end the raster cut short reads too high, in runs of several.
 # Measured on the proxy of the 7 benchmark objects read so (sum of IoU): 5 slices 6.447,
@@ -65,7 +65,7 @@ MIN_SYMMETRIC_DEPTH = 0.35
 CAP_MEDIAN_SLICES = 15
 END_TRIM = 0.25  # fraction of each straight edge's points dropped at each end for its line
 MIN_EDGE_SHARE = 0.1  # an edge with fewer of the side's points keeps its end as read
-MAX_END_MOVE = 0.15  # an end moves at most this fraction of the side's chord onto its edge  # point symmetry gives depth/width below this: use the flat top
+MAX_END_MOVE = 0.15  # an end moves at most this fraction of the side's chord onto its edge
 
 
 @dataclass(frozen=True)
@@ -434,21 +434,20 @@ def _fit_at(mask: np.ndarray, work: Camera, rule: str) -> FootprintFit | None:
     best: dict[str, tuple[float, FootprintFit]] = {}
     signed: dict[str, list[tuple[float, float]]] = {r: [] for r in rules}  # (z, offset)
 
-    def read(z_ground: float, r: str) -> FootprintFit | None:
+    def read(z_ground: float, r: str) -> None:
         # every vertical line's image passes through the vanishing point: the angle of a
         # ground cell's projection is its slice, at any height
         u, v = _project_ground(work, gx.ravel(), gy.ravel(), z_ground)
         cell_theta = np.arctan2(u - o["vp"][0], o["vp"][1] - v).reshape(gx.shape)
         got = _reading(o, work, float(z_ground), axis, grid_xy, cell_theta, r)
         if got is None:
-            return None
+            return
         footprint, cap, depth, width, z_found = got
         fit = FootprintFit(footprint, cap, axis, float(z_found), r, depth, width)
         off = float(_box(fit)[0] @ view)
         signed[r].append((float(z_ground), off))
         if r not in best or abs(off) < best[r][0]:
             best[r] = (abs(off), fit)
-        return fit
 
     for z_ground in np.linspace(*Z_GROUND_RANGE, Z_GROUND_STEPS):
         for r in rules:

@@ -203,9 +203,10 @@ def column_field(stand: Stand, pts: np.ndarray, tops: np.ndarray) -> np.ndarray:
 
 
 def over_feet(stand: Stand, pts: np.ndarray, margin: float = LEG_BODY_MARGIN) -> np.ndarray:
-    """Signed field (N,) (scene units, positive inside) at points ``pts`` (N,3) of the
-    vertical prism over the feet's convex hull grown by ``margin`` of its larger side;
-    ``+inf`` everywhere where the feet span no area (fewer than three, or in a line)."""
+    """Signed field (N,) (scene units, positive inside) at points ``pts`` (N,2 or more: only
+    x, y are read) of the vertical prism over the feet's convex hull grown by ``margin`` of
+    its larger side; ``+inf`` everywhere where the feet span no area (fewer than three, or in
+    a line). The prism does not change with height: give each column of a grid once."""
     free = np.full(len(pts), np.inf, np.float32)
     if len(stand.feet) < 3:
         return free

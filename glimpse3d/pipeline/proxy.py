@@ -441,7 +441,9 @@ def _proxy_field(alpha: np.ndarray, grid: int, hull_azimuths: int, inflation: bo
     if legs:
         stand = _stand(legs, cam0, fp)
         if fp is None:  # a body read without a footprint stands over its legs
-            field_ = np.minimum(field_, over_feet(stand, pts))
+            over = over_feet(stand, np.stack([gx[..., 0].ravel(), gy[..., 0].ravel()], 1))
+            field_ = np.minimum(field_.reshape(grid, grid, grid),
+                                over.reshape(grid, grid, 1)).ravel()
         tops = column_tops(stand, (field_ > 0).reshape(grid, grid, grid), axis)
         field_ = np.where(np.isfinite(under := under_field(stand, pts)),
                           np.minimum(cone0 * px_to_world, under), field_)
@@ -580,9 +582,9 @@ def _stand(legs: list[Leg], cam0: Camera, fp: FootprintFit | None) -> Stand:
         # other two; the hidden fourth completes the parallelogram, whose centre (the
         # middle of the other two) is put on view 0's axis
         near = int(np.argmax([leg.foot_v for leg in legs]))
-        pair = [leg for k, leg in enumerate(legs) if k != near]
-        seen = place_legs(legs, cam0, max(centred_ground(cam0, pair), -BOUND + 0.02))
         others = [k for k in range(3) if k != near]
+        pair = [legs[k] for k in others]
+        seen = place_legs(legs, cam0, max(centred_ground(cam0, pair), -BOUND + 0.02))
         hidden = seen.feet[others].sum(axis=0) - seen.feet[near]
         return replace(seen, feet=np.vstack([seen.feet, hidden]),
                        radius=np.append(seen.radius, seen.radius[near]))
